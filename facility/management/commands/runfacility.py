@@ -1,0 +1,91 @@
+"""Run the whole facility in one command: migrations, then the API server
+(gunicorn) and the django-q2 workers side by side, stopping both together."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+from facility.schedules import ensure_schedules
+
+
+class Command(BaseCommand):
+    help = "Migrate, then serve the API and run the background workers until stopped."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--bind",
+            default=os.environ.get("FACILITY_BIND", "127.0.0.1:8000"),
+            help="address:port of the API server (FACILITY_BIND)",
+        )
+        parser.add_argument(
+            "--web-workers", type=int, default=int(os.environ.get("FACILITY_WEB_WORKERS", "2"))
+        )
+        parser.add_argument("--no-migrate", action="store_true")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not options["no_migrate"]:
+            call_command("migrate", interactive=False, verbosity=1)
+        ensure_schedules()
+        manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+        children = {
+            "workers": subprocess.Popen([*manage, "qcluster"]),
+            "web": subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "facility.wsgi:application",
+                    "--bind",
+                    options["bind"],
+                    "--workers",
+                    str(options["web_workers"]),
+                    "--threads",
+                    "4",
+                    "--access-logfile",
+                    "-",
+                    "--graceful-timeout",
+                    "10",
+                ],
+                cwd=settings.BASE_DIR,
+            ),
+        }
+        self.stdout.write(
+            f"facility: API on http://{options['bind']} (Swagger UI at /api/docs/, admin at "
+            f"/admin/), workers pid {children['workers'].pid}"
+        )
+        stopping = False
+
+        def stop(signum: int, frame: Any) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        exit_code = 0
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    self.stderr.write(f"facility: {name} exited with {child.returncode}; stopping")
+                    exit_code = child.returncode or 1
+                    stopping = True
+            time.sleep(0.5)
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for child in children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if exit_code:
+            raise SystemExit(exit_code)

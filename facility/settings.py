@@ -1,0 +1,178 @@
+"""Settings for the facility. Every knob is an environment variable; see
+`.env.example` and the README's configuration table. Defaults run the whole
+facility on one machine: SQLite, the django-q2 ORM broker, the local runtime.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+
+from facility.conf import env_bool, env_float, env_int, env_list, env_path, env_size, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = env_path("FACILITY_DATA_DIR", BASE_DIR / "var")
+
+SECRET_KEY = env_str("FACILITY_SECRET_KEY", "dev-only-insecure-key-change-me")
+DEBUG = env_bool("FACILITY_DEBUG", False)
+ALLOWED_HOSTS = env_list("FACILITY_ALLOWED_HOSTS", "*")
+CSRF_TRUSTED_ORIGINS = env_list("FACILITY_CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_q",
+    "simple_history",
+    "facility",
+    "algorithms",
+    "compute",
+    "services",
+    "tasks",
+]
+
+MIDDLEWARE = [
+    "facility.api.middleware.RequestIDMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "simple_history.middleware.HistoryRequestMiddleware",
+]
+
+ROOT_URLCONF = "facility.urls"
+# The standard's URIs carry no trailing slash; never redirect them.
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "facility.wsgi.application"
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'facility.sqlite3'}"),
+        conn_max_age=env_int("FACILITY_DB_CONN_MAX_AGE", 60, minimum=0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    # Web server and workers share one SQLite file: wait for locks instead of
+    # failing, and use WAL so readers never block the writer.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = env_str("FACILITY_LANGUAGE", "en")
+TIME_ZONE = env_str("FACILITY_TIME_ZONE", "Asia/Shanghai")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+# Request bodies of the standard are small JSON documents; anything bigger is
+# refused with 413 before it is parsed.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_size("FACILITY_MAX_REQUEST_BYTES", "1M")
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["facility.api.envelope.EnvelopeRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "facility.api.parsers.TolerantJSONParser",
+        "facility.api.parsers.PlainTextJSONParser",
+    ],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["facility.api.auth.PlatformTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "EXCEPTION_HANDLER": "facility.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "facility.api.schema.ContractAutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Central video-analysis facility (T/BAX 0006.4-2023)",
+    "DESCRIPTION": (
+        "The /CAD, /CCP and /CAP interfaces of T/BAX 0006.4-2023. Every answer is the "
+        "standard's envelope {Code, Message, Data, RequestID}. Send the platform "
+        "credential as `Authorization: Bearer <token>` (or `X-API-Key`)."
+    ),
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {},
+    "SCHEMA_PATH_PREFIX": r"/(CAD|CCP|CAP)",
+    "POSTPROCESSING_HOOKS": [],
+}
+
+# --- background work (django-q2) -------------------------------------------
+FACILITY_QUEUE_MODE = env_str("FACILITY_QUEUE_MODE", "q2")  # q2 | sync | manual
+Q_CLUSTER = {
+    "name": "facility",
+    "orm": "default",
+    "workers": env_int("FACILITY_WORKERS", 2, minimum=1),
+    "timeout": env_int("FACILITY_JOB_TIMEOUT_S", 6 * 3600, minimum=10),
+    "retry": env_int("FACILITY_JOB_TIMEOUT_S", 6 * 3600, minimum=10) + 60,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "catch_up": False,
+    "poll": env_float("FACILITY_QUEUE_POLL_S", 0.5, minimum=0.05),
+    "save_limit": 1000,
+    "label": "Background jobs",
+}
+
+# --- algorithm packages -----------------------------------------------------
+PACKAGE_STORE = env_path("FACILITY_PACKAGE_STORE", DATA_DIR / "packages")
+PACKAGE_MAX_DOWNLOAD_BYTES = env_size("FACILITY_PACKAGE_MAX_BYTES", "20G")
+PACKAGE_MAX_UNPACKED_BYTES = env_size("FACILITY_PACKAGE_MAX_UNPACKED_BYTES", "40G")
+PACKAGE_MAX_MEMBERS = env_int("FACILITY_PACKAGE_MAX_MEMBERS", 100_000, minimum=1)
+PACKAGE_MAX_MANIFEST_BYTES = env_size("FACILITY_PACKAGE_MAX_MANIFEST_BYTES", "256K")
+DOWNLOAD_CONNECT_TIMEOUT_S = env_float("FACILITY_DOWNLOAD_CONNECT_TIMEOUT_S", 10, minimum=0.1)
+DOWNLOAD_READ_TIMEOUT_S = env_float("FACILITY_DOWNLOAD_READ_TIMEOUT_S", 60, minimum=0.1)
+DOWNLOAD_ATTEMPTS = env_int("FACILITY_DOWNLOAD_ATTEMPTS", 5, minimum=1)
+DOWNLOAD_BACKOFF_S = env_float("FACILITY_DOWNLOAD_BACKOFF_S", 2, minimum=0)
+DOWNLOAD_STALE_AFTER_S = env_int("FACILITY_DOWNLOAD_STALE_AFTER_S", 300, minimum=10)
+DOWNLOAD_VERIFY_TLS = env_bool("FACILITY_DOWNLOAD_VERIFY_TLS", True)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("FACILITY_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+admin.site.site_header = "Central video-analysis facility"
+admin.site.site_title = "Facility admin"
+admin.site.index_title = "Operations"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("", include("algorithms.api.urls")),
+    path("", include("compute.api.urls")),
+]
+
+handler400 = "facility.api.errors.handler400"
+handler404 = "facility.api.errors.handler404"
+handler500 = "facility.api.errors.handler500"
