@@ -81,10 +81,12 @@ def _tar_members(archive: tarfile.TarFile) -> Iterator[_Member]:
 
 def _zip_members(archive: zipfile.ZipFile) -> Iterator[_Member]:
     for info in archive.infolist():
-        mode = (info.external_attr >> 16) & 0xFFFF
+        # Unix attributes only when the archive was made on Unix (create_system 3);
+        # many writers (Python's writestr among them) leave the file-type bits 0
+        mode = (info.external_attr >> 16) & 0xFFFF if info.create_system == 3 else 0
         if stat.S_ISLNK(mode):
             raise UnsafeArchive(f"{info.filename}: symbolic links in zip archives are not allowed")
-        if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
             raise UnsafeArchive(f"{info.filename}: special files are not allowed")
         kind = "dir" if info.is_dir() else "file"
         yield _Member(

@@ -7,6 +7,10 @@ from django_q.models import Schedule
 SCHEDULES = [
     # (function, minutes between runs)
     ("algorithms.jobs.reconcile_transfers", 1),
+    # a fallback beside `manage.py run_sampler` (10 s cadence), which skips
+    # when a fresh sample exists
+    ("compute.jobs.sample_local_node", 1),
+    ("compute.jobs.downsample_and_prune", 60),
 ]
 
 

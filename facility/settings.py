@@ -176,3 +176,28 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("FACILITY_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- compute (clusters, nodes, resource samples; docs/compute.md) -------------
+# The cluster the local machine joins on first start; the standard's example
+# (表E.1) asks for "cluster-1", so that is the default.
+FACILITY_CLUSTER_CODE = env_str("FACILITY_CLUSTER_CODE", "cluster-1")
+FACILITY_CLUSTER_NAME = env_str("FACILITY_CLUSTER_NAME", "local cluster")
+# DeviceID of /CAD/Status (表A.2, at most 20 characters); empty = the node's name
+FACILITY_DEVICE_ID = env_str("FACILITY_DEVICE_ID", "")
+# Filesystem whose size and use the local node reports as Disk
+FACILITY_DISK_PATH = env_path("FACILITY_DISK_PATH", DATA_DIR)
+FACILITY_SAMPLE_INTERVAL_S = env_float("FACILITY_SAMPLE_INTERVAL_S", 10, minimum=1)
+# No sample for this long: the node is offline (IsOnline false, last values kept)
+FACILITY_NODE_OFFLINE_AFTER_S = env_int("FACILITY_NODE_OFFLINE_AFTER_S", 60, minimum=5)
+# Trend lists (…List) cover this window, averaged into at most this many points
+FACILITY_TREND_WINDOW_S = env_int("FACILITY_TREND_WINDOW_S", 3600, minimum=60)
+FACILITY_TREND_POINTS = env_int("FACILITY_TREND_POINTS", 60, minimum=1)
+# Samples older than DOWNSAMPLE_AFTER are merged into BUCKET-wide averages;
+# samples older than RETENTION are deleted.
+FACILITY_SAMPLE_DOWNSAMPLE_AFTER_S = env_int(
+    "FACILITY_SAMPLE_DOWNSAMPLE_AFTER_S", 86400, minimum=60
+)
+FACILITY_SAMPLE_DOWNSAMPLE_BUCKET_S = env_int("FACILITY_SAMPLE_DOWNSAMPLE_BUCKET_S", 300, minimum=1)
+FACILITY_SAMPLE_RETENTION_S = env_int("FACILITY_SAMPLE_RETENTION_S", 30 * 86400, minimum=3600)
+# Set false on machines where NVML must not be touched
+FACILITY_NVML_ENABLED = env_bool("FACILITY_NVML_ENABLED", True)

@@ -60,10 +60,10 @@ class ContractClient:
     ) -> Any:
         import json
 
-        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
         with self.capture(execute=True):
-            response = getattr(self.client, method)(
-                path, data=data, content_type=content_type, **self._headers(headers)
+            response = self.client.generic(
+                method.upper(), path, data, content_type=content_type, **self._headers(headers)
             )
         response.body = json.loads(response.content) if response.content else None
         return response

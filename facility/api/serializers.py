@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from django.db.models import QuerySet
 from rest_framework import serializers
+from rest_framework.settings import api_settings
 
 from facility.api.fields import StrictIntegerField
 
@@ -53,7 +54,9 @@ class ContractSerializer(serializers.Serializer):
 
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, Mapping):
-            self.fail("invalid")
+            raise serializers.ValidationError(
+                {api_settings.NON_FIELD_ERRORS_KEY: [self.error_messages["invalid"]]}, code="invalid"
+            )
         return super().to_internal_value(self.normalise_keys(data))
 
 

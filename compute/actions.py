@@ -1,0 +1,499 @@
+"""Operations on clusters, nodes and samples; views and jobs call only these.
+
+Every answer about resource use is read from stored samples (never measured
+while a request waits): the sampler and the node agents write them."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Avg, Count, Max, Min
+from django.utils import timezone
+
+from compute.models import Cluster, Node, ResourceSample, XpuCard
+from compute.probes import Reading
+from facility.errors import Conflict, Invalid, NotFound
+
+NODE_NAME_RULE = re.compile(r"^(?!\d+$)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+NODE_NAME_HELP = (
+    "1–128 letters, digits, '.', '_' or '-', starting with a letter or digit and not all "
+    "digits (an all-digit NodeID means the node's numeric ID)"
+)
+
+
+# --- clusters and nodes -----------------------------------------------------
+
+
+def ensure_cluster(code: str, name: str = "") -> Cluster:
+    cluster, _ = Cluster.objects.get_or_create(code=code, defaults={"name": name})
+    return cluster
+
+
+def get_cluster(code: str) -> Cluster:
+    cluster = Cluster.objects.filter(code=code).first()
+    if cluster is None:
+        raise NotFound(f"no cluster with ClusterCode {code!r}", field="ClusterCode")
+    return cluster
+
+
+def get_node(node_id: str | int) -> Node:
+    """A node by its numeric ID or its name."""
+    text = str(node_id)
+    queryset = Node.objects.select_related("cluster")
+    node = queryset.filter(pk=int(text)).first() if text.isdigit() else None
+    if node is None:
+        node = queryset.filter(name=text).first()
+    if node is None:
+        raise NotFound(f"no node with NodeID {text!r}", field="NodeID")
+    return node
+
+
+def ensure_local_node() -> Node:
+    """The node this facility runs on, registered on first use with its
+    inventory (identity and totals; use is left to the sampler)."""
+    node = Node.objects.select_related("cluster").filter(is_local=True).first()
+    if node is not None:
+        return node
+    from compute.probes.host import HostProbe
+
+    inventory = HostProbe(settings.FACILITY_DISK_PATH).inventory()
+    cluster = ensure_cluster(settings.FACILITY_CLUSTER_CODE, settings.FACILITY_CLUSTER_NAME)
+    name = _free_node_name(inventory.hostname or "local")
+    try:
+        with transaction.atomic():
+            node = Node(cluster=cluster, name=name, is_local=True)
+            _apply_inventory(node, inventory)
+            node.save()
+    except IntegrityError:
+        # another process registered it first
+        node = Node.objects.select_related("cluster").get(is_local=True)
+    return node
+
+
+def _free_node_name(hostname: str) -> str:
+    base = re.sub(r"[^A-Za-z0-9._-]", "-", hostname)[:120] or "local"
+    if base.isdigit():
+        base = f"node-{base}"
+    name, suffix = base, 1
+    while Node.objects.filter(name=name).exists():
+        suffix += 1
+        name = f"{base}-{suffix}"
+    return name
+
+
+def create_node(
+    *,
+    name: str,
+    cluster_code: str,
+    ip: str = "",
+    hostname: str = "",
+    cpu_arch: str = "x86",
+    os: str = "",
+    cpu_cores: int = 0,
+    memory_gb: float = 0,
+    disk_gb: float = 0,
+    agent_client: Any = None,
+) -> Node:
+    if not NODE_NAME_RULE.match(name):
+        raise Invalid(NODE_NAME_HELP, field="Name")
+    cluster = ensure_cluster(cluster_code)
+    try:
+        with transaction.atomic():
+            return Node.objects.create(
+                cluster=cluster,
+                name=name,
+                ip=ip,
+                hostname=hostname or name,
+                cpu_arch=cpu_arch,
+                os=os,
+                cpu_cores=cpu_cores,
+                memory_gb=memory_gb,
+                disk_gb=disk_gb,
+                agent_client=agent_client,
+            )
+    except IntegrityError:
+        raise Conflict(f"a node named {name!r} exists", field="Name") from None
+
+
+def delete_node(node_id: str) -> None:
+    """Deletes the node, its cards and samples. The local node comes back on
+    its next sample, so deleting it only clears its history."""
+    get_node(node_id).delete()
+
+
+def list_nodes(cluster_code: str = "") -> Any:
+    queryset = Node.objects.select_related("cluster").prefetch_related("cards")
+    if cluster_code:
+        queryset = queryset.filter(cluster__code=cluster_code)
+    return queryset.order_by("pk")
+
+
+# --- recording samples ------------------------------------------------------
+
+
+def _apply_inventory(node: Node, reading: Reading) -> None:
+    for attr in ("hostname", "ip", "cpu_arch", "os", "cpu_cores"):
+        value = getattr(reading, attr)
+        if value not in (None, ""):
+            setattr(node, attr, value)
+    if reading.memory_gb is not None:
+        node.memory_gb = round(reading.memory_gb, 3)
+    if reading.disk_gb is not None:
+        node.disk_gb = round(reading.disk_gb, 3)
+    if reading.cards is not None:
+        node.xpu_note = "" if reading.cards else (reading.xpu_note or "no cards")[:256]
+
+
+def _sync_cards(node: Node, reading: Reading) -> dict[int, XpuCard]:
+    cards = {card.index: card for card in node.cards.all()}
+    if reading.cards is None:
+        return cards
+    seen = set()
+    for card_reading in reading.cards:
+        seen.add(card_reading.index)
+        card = cards.get(card_reading.index)
+        wanted = {
+            "uuid": card_reading.uuid[:96],
+            "xpu_type": card_reading.xpu_type[:20],
+            "memory_gb": round(card_reading.memory_gb, 3),
+        }
+        if card is None:
+            cards[card_reading.index] = XpuCard.objects.create(
+                node=node, index=card_reading.index, **wanted
+            )
+        elif any(getattr(card, key) != value for key, value in wanted.items()):
+            for key, value in wanted.items():
+                setattr(card, key, value)
+            card.save()
+    for index in set(cards) - seen:
+        # the card is gone (removed, or the driver no longer sees it)
+        cards.pop(index).delete()
+    return cards
+
+
+def record_reading(
+    node: Node, reading: Reading, taken_at: datetime | None = None, period_s: int = 0
+) -> None:
+    """Store one reading of `node`: inventory changes, cards, samples, and
+    `last_seen_at` (what IsOnline is judged by)."""
+    taken_at = taken_at or timezone.now()
+    period_s = period_s or int(settings.FACILITY_SAMPLE_INTERVAL_S)
+    with transaction.atomic():
+        node = Node.objects.select_for_update().get(pk=node.pk)
+        before = {f: getattr(node, f) for f in _INVENTORY_FIELDS}
+        _apply_inventory(node, reading)
+        if any(getattr(node, f) != value for f, value in before.items()):
+            node.save()  # an inventory change: recorded in the node's history
+        cards = _sync_cards(node, reading)
+        rows = [
+            ResourceSample(
+                node=node,
+                taken_at=taken_at,
+                period_s=period_s,
+                cpu_utilization=_ratio(reading.cpu_utilization),
+                memory_used_gb=reading.memory_used_gb,
+                disk_used_gb=reading.disk_used_gb,
+            )
+        ]
+        for card_reading in reading.cards or []:
+            rows.append(
+                ResourceSample(
+                    node=node,
+                    card=cards[card_reading.index],
+                    taken_at=taken_at,
+                    period_s=period_s,
+                    xpu_utilization=_ratio(card_reading.utilization),
+                    xpu_memory_used_gb=card_reading.memory_used_gb,
+                    processes=card_reading.processes,
+                )
+            )
+        ResourceSample.objects.bulk_create(rows)
+        # heartbeats are not history: update without a historical record
+        if node.last_seen_at is None or taken_at > node.last_seen_at:
+            Node.objects.filter(pk=node.pk).update(last_seen_at=taken_at)
+
+
+_INVENTORY_FIELDS = (
+    "hostname",
+    "ip",
+    "cpu_arch",
+    "os",
+    "cpu_cores",
+    "memory_gb",
+    "disk_gb",
+    "xpu_note",
+)
+
+
+def _ratio(value: float | None) -> float | None:
+    return None if value is None else min(1.0, max(0.0, float(value)))
+
+
+# --- reading status back ----------------------------------------------------
+
+Trend = list[dict[str, float]]
+
+
+@dataclass
+class CardStatus:
+    card: XpuCard
+    utilization: float = 0.0
+    memory_used_gb: float = 0.0
+    utilization_trend: Trend = field(default_factory=list)
+    memory_used_trend: Trend = field(default_factory=list)
+
+
+@dataclass
+class NodeStatus:
+    node: Node
+    is_online: bool
+    cpu_utilization: float = 0.0
+    memory_used_gb: float = 0.0
+    disk_used_gb: float = 0.0
+    cpu_utilization_trend: Trend = field(default_factory=list)
+    memory_used_trend: Trend = field(default_factory=list)
+    disk_used_trend: Trend = field(default_factory=list)
+    cards: list[CardStatus] = field(default_factory=list)
+
+
+@dataclass
+class ClusterStatus:
+    cluster: Cluster
+    nodes: list[NodeStatus]
+    cpu_cores: int = 0
+    memory_gb: float = 0.0
+    disk_gb: float = 0.0
+    cpu_utilization: float = 0.0
+    memory_used_gb: float = 0.0
+    disk_used_gb: float = 0.0
+    cpu_utilization_trend: Trend = field(default_factory=list)
+    memory_used_trend: Trend = field(default_factory=list)
+    disk_used_trend: Trend = field(default_factory=list)
+
+    @property
+    def cards(self) -> list[CardStatus]:
+        return [card for node in self.nodes for card in node.cards]
+
+
+def _bucket_width_ms() -> int:
+    width_s = settings.FACILITY_TREND_WINDOW_S / settings.FACILITY_TREND_POINTS
+    return max(1, int(width_s * 1000))
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _bucketed(rows: Iterable[tuple[datetime, float | None]]) -> dict[int, float]:
+    """{bucket start in ms: mean of the values in that bucket}."""
+    width = _bucket_width_ms()
+    sums: dict[int, list[float]] = defaultdict(lambda: [0.0, 0])
+    for taken_at, value in rows:
+        if value is None:
+            continue
+        bucket = _ms(taken_at) // width * width
+        sums[bucket][0] += value
+        sums[bucket][1] += 1
+    return {bucket: total / count for bucket, (total, count) in sums.items()}
+
+
+def _trend(buckets: dict[int, float], digits: int = 4) -> Trend:
+    """The §0 trend format: one single-entry object per point, oldest first."""
+    return [{str(ms): round(value, digits)} for ms, value in sorted(buckets.items())]
+
+
+def _window_start() -> datetime:
+    return timezone.now() - timedelta(seconds=settings.FACILITY_TREND_WINDOW_S)
+
+
+def node_statuses(nodes: list[Node]) -> list[NodeStatus]:
+    """Current values (the newest sample, however old) and trends (the
+    configured window) of each node and its cards, in a fixed number of
+    queries whatever the number of nodes."""
+    if not nodes:
+        return []
+    node_ids = [node.pk for node in nodes]
+    since = _window_start()
+    rows = ResourceSample.objects.filter(node_id__in=node_ids, taken_at__gte=since).values_list(
+        "node_id",
+        "card_id",
+        "taken_at",
+        "cpu_utilization",
+        "memory_used_gb",
+        "disk_used_gb",
+        "xpu_utilization",
+        "xpu_memory_used_gb",
+    )
+    by_series: dict[tuple[int, int | None], list[tuple[Any, ...]]] = defaultdict(list)
+    for row in rows:
+        by_series[(row[0], row[1])].append(row[2:])
+    latest = _latest_samples(node_ids)
+    statuses = []
+    for node in nodes:
+        own = by_series.get((node.pk, None), [])
+        newest = latest.get((node.pk, None))
+        status = NodeStatus(node=node, is_online=node.is_online)
+        if newest is not None:
+            status.cpu_utilization = newest.cpu_utilization or 0.0
+            status.memory_used_gb = newest.memory_used_gb or 0.0
+            status.disk_used_gb = newest.disk_used_gb or 0.0
+        status.cpu_utilization_trend = _trend(_bucketed((r[0], r[1]) for r in own))
+        status.memory_used_trend = _trend(_bucketed((r[0], r[2]) for r in own), 3)
+        status.disk_used_trend = _trend(_bucketed((r[0], r[3]) for r in own), 3)
+        for card in node.cards.all():
+            series = by_series.get((node.pk, card.pk), [])
+            card_status = CardStatus(card=card)
+            newest = latest.get((node.pk, card.pk))
+            if newest is not None:
+                card_status.utilization = newest.xpu_utilization or 0.0
+                card_status.memory_used_gb = newest.xpu_memory_used_gb or 0.0
+            card_status.utilization_trend = _trend(_bucketed((r[0], r[4]) for r in series))
+            card_status.memory_used_trend = _trend(_bucketed((r[0], r[5]) for r in series), 3)
+            status.cards.append(card_status)
+        statuses.append(status)
+    return statuses
+
+
+def _latest_samples(node_ids: list[int]) -> dict[tuple[int, int | None], ResourceSample]:
+    """The newest sample of each node and card: one indexed lookup per series."""
+    newest_times = (
+        ResourceSample.objects.filter(node_id__in=node_ids)
+        .values("node_id", "card_id")
+        .annotate(newest=Max("taken_at"))
+    )
+    result: dict[tuple[int, int | None], ResourceSample] = {}
+    for entry in newest_times:
+        sample = (
+            ResourceSample.objects.filter(
+                node_id=entry["node_id"], card_id=entry["card_id"], taken_at=entry["newest"]
+            )
+            .order_by("-pk")
+            .first()
+        )
+        if sample is not None:
+            result[(entry["node_id"], entry["card_id"])] = sample
+    return result
+
+
+def node_status(node: Node) -> NodeStatus:
+    return node_statuses([node])[0]
+
+
+def local_node_status() -> NodeStatus:
+    return node_status(ensure_local_node())
+
+
+def cluster_status(cluster: Cluster) -> ClusterStatus:
+    """Totals over every node of the cluster; use (current and trends) over
+    the nodes that report, since an offline node's use is unknown."""
+    nodes = list(cluster.nodes.prefetch_related("cards").order_by("pk"))
+    statuses = node_statuses(nodes)
+    result = ClusterStatus(cluster=cluster, nodes=statuses)
+    result.cpu_cores = sum(node.cpu_cores for node in nodes)
+    result.memory_gb = sum(node.memory_gb for node in nodes)
+    result.disk_gb = sum(node.disk_gb for node in nodes)
+    online = [status for status in statuses if status.is_online]
+    online_cores = sum(status.node.cpu_cores for status in online)
+    if online_cores:
+        result.cpu_utilization = (
+            sum(s.cpu_utilization * s.node.cpu_cores for s in online) / online_cores
+        )
+    result.memory_used_gb = sum(status.memory_used_gb for status in online)
+    result.disk_used_gb = sum(status.disk_used_gb for status in online)
+    result.cpu_utilization_trend = _combine_trends(
+        [(s.cpu_utilization_trend, s.node.cpu_cores) for s in statuses], weighted=True
+    )
+    result.memory_used_trend = _combine_trends([(s.memory_used_trend, 1) for s in statuses])
+    result.disk_used_trend = _combine_trends([(s.disk_used_trend, 1) for s in statuses])
+    return result
+
+
+def _combine_trends(trends: list[tuple[Trend, int]], weighted: bool = False) -> Trend:
+    """Per bucket: the sum over nodes, or (weighted) the weight-averaged
+    value over the nodes that reported in that bucket."""
+    sums: dict[str, float] = defaultdict(float)
+    weights: dict[str, float] = defaultdict(float)
+    for trend, weight in trends:
+        for point in trend:
+            ((key, value),) = point.items()
+            sums[key] += value * (weight if weighted else 1)
+            weights[key] += weight
+    points = []
+    for key in sorted(sums, key=int):
+        value = sums[key] / weights[key] if weighted and weights[key] else sums[key]
+        points.append({key: round(value, 4)})
+    return points
+
+
+def all_node_statuses() -> list[NodeStatus]:
+    ensure_local_node()
+    nodes = list(Node.objects.select_related("cluster").prefetch_related("cards").order_by("pk"))
+    return node_statuses(nodes)
+
+
+# --- keeping the sample table small -----------------------------------------
+
+
+def downsample_and_prune(now: datetime | None = None) -> dict[str, int]:
+    """Delete samples past retention; merge older raw samples into
+    bucket-wide averages. Idempotent: merged rows already span a bucket and
+    are left alone unless raw rows arrived late in the same bucket."""
+    now = now or timezone.now()
+    pruned, _ = ResourceSample.objects.filter(
+        taken_at__lt=now - timedelta(seconds=settings.FACILITY_SAMPLE_RETENTION_S)
+    ).delete()
+    bucket_s = settings.FACILITY_SAMPLE_DOWNSAMPLE_BUCKET_S
+    cutoff = now - timedelta(seconds=settings.FACILITY_SAMPLE_DOWNSAMPLE_AFTER_S)
+    # align the cutoff so no bucket is half merged
+    cutoff_epoch = int(cutoff.timestamp()) // bucket_s * bucket_s
+    cutoff = datetime.fromtimestamp(cutoff_epoch, tz=UTC)
+    raw = ResourceSample.objects.filter(taken_at__lt=cutoff, period_s__lt=bucket_s)
+    span = raw.aggregate(first=Min("taken_at"), count=Count("pk"))
+    merged = 0
+    if span["first"] is None:
+        return {"pruned": pruned, "merged_into": 0}
+    start_epoch = int(span["first"].timestamp()) // bucket_s * bucket_s
+    # one bucket-wide step at a time keeps each transaction short
+    for epoch in range(start_epoch, cutoff_epoch, bucket_s):
+        merged += _merge_bucket(epoch, bucket_s)
+    return {"pruned": pruned, "merged_into": merged}
+
+
+def _merge_bucket(epoch: int, bucket_s: int) -> int:
+    start = datetime.fromtimestamp(epoch, tz=UTC)
+    end = start + timedelta(seconds=bucket_s)
+    with transaction.atomic():
+        rows = ResourceSample.objects.filter(taken_at__gte=start, taken_at__lt=end)
+        if not rows.filter(period_s__lt=bucket_s).exists():
+            return 0
+        groups = rows.values("node_id", "card_id").annotate(
+            cpu=Avg("cpu_utilization"),
+            memory=Avg("memory_used_gb"),
+            disk=Avg("disk_used_gb"),
+            xpu=Avg("xpu_utilization"),
+            xpu_memory=Avg("xpu_memory_used_gb"),
+        )
+        merged = [
+            ResourceSample(
+                node_id=group["node_id"],
+                card_id=group["card_id"],
+                taken_at=start,
+                period_s=bucket_s,
+                cpu_utilization=group["cpu"],
+                memory_used_gb=group["memory"],
+                disk_used_gb=group["disk"],
+                xpu_utilization=group["xpu"],
+                xpu_memory_used_gb=group["xpu_memory"],
+            )
+            for group in groups
+        ]
+        rows.delete()
+        ResourceSample.objects.bulk_create(merged)
+    return len(merged)

@@ -1,0 +1,16 @@
+"""Enumerations of the compute app."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class CpuArch(models.TextChoices):
+    """表A.2 CpuType: the standard names two architectures."""
+
+    X86 = "x86", "x86"
+    ARM = "arm", "arm"
+
+
+# XpuType reported for a node without accelerator cards (DESIGN.md §3)
+CPU_ONLY_XPU_TYPE = "CPU"

@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "sample engine: LOG_LEVEL=${LOG_LEVEL:-info}"
