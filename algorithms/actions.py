@@ -256,10 +256,10 @@ def requeue_lost_transfers(queued_grace_s: int = 120) -> int:
                     continue
                 fresh.restart_transfer(fresh.url, fresh.md5)
                 fresh.save()
-                send(fresh)  # type: ignore[operator]
+                send(fresh)  # type: ignore[operator,arg-type]
                 count += 1
         for row in model.objects.filter(transfer_state=TransferState.QUEUED, updated_at__lt=cutoff):
             with transaction.atomic():
-                send(row)  # type: ignore[operator]
+                send(row)  # type: ignore[operator,arg-type]
                 count += 1
     return count

@@ -14,6 +14,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 import requests
+from urllib3.exceptions import HTTPError as TransportError
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,11 @@ class HttpDownloader:
 
     def _attempt(self, url: str, dest: Path, limits: FetchLimits, progress: Progress) -> Fetched:
         have = dest.stat().st_size if dest.exists() else 0
-        headers = {"Range": f"bytes={have}-"} if have else {}
+        # the file's own bytes: a server's on-the-fly compression would change
+        # the MD5 and the byte offsets a resume counts on
+        headers = {"Accept-Encoding": "identity"}
+        if have:
+            headers["Range"] = f"bytes={have}-"
         try:
             with self.session_factory() as session:
                 response = session.get(
@@ -151,7 +156,9 @@ class HttpDownloader:
         reported = time.monotonic()
         with dest.open("ab" if resuming else "wb") as handle:
             try:
-                for chunk in response.iter_content(CHUNK):
+                # raw bytes as stored: a `Content-Encoding: gzip` on a .tar.gz
+                # is not undone (iter_content would, and the MD5 would differ)
+                for chunk in response.raw.stream(CHUNK, decode_content=False):
                     size += len(chunk)
                     if size > limits.max_bytes:
                         raise DownloadError(
@@ -167,6 +174,7 @@ class HttpDownloader:
                 requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ConnectionError,
                 requests.exceptions.Timeout,
+                TransportError,
             ) as error:
                 raise DownloadError(
                     f"connection lost after {size} bytes: {error}", permanent=False

@@ -32,15 +32,52 @@ class ManifestError(Exception):
     pass
 
 
+class _NumbersAsTextLoader(yaml.SafeLoader):
+    """Plain scalars that look like numbers stay text: vendors write
+    `Version: 2.10` and `Accelerator: 2070` unquoted, and the manifest's
+    strings must keep what was written (2.10 is not 2.1). Numeric fields
+    parse their text themselves."""
+
+
+_NumbersAsTextLoader.yaml_implicit_resolvers = {
+    first: [
+        (tag, regexp)
+        for tag, regexp in resolvers
+        if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+class ManifestInteger(StrictIntegerField):
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, str):
+            try:
+                data = int(data.strip().replace("_", ""), 0)
+            except ValueError:
+                self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class ManifestNumber(StrictFloatField):
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, str):
+            try:
+                data = float(data.strip().replace("_", ""))
+            except ValueError:
+                self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class CapacitiesSerializer(ContractSerializer):
-    Stream_Video_Quota = StrictIntegerField(required=False, default=0, min_value=0)
-    Stream_Capture_Quota = StrictIntegerField(required=False, default=0, min_value=0)
-    Analyze_Quota = StrictIntegerField(required=False, default=0, min_value=0)
+    Stream_Video_Quota = ManifestInteger(required=False, default=0, min_value=0)
+    Stream_Capture_Quota = ManifestInteger(required=False, default=0, min_value=0)
+    Analyze_Quota = ManifestInteger(required=False, default=0, min_value=0)
 
 
 class XpuRequirementSerializer(ContractSerializer):
-    Quota = StrictFloatField(required=False, default=0.0, min_value=0.0, max_value=64.0)
-    Limit = StrictFloatField(required=False, default=0.0, min_value=0.0, max_value=64.0)
+    Quota = ManifestNumber(required=False, default=0.0, min_value=0.0, max_value=64.0)
+    Limit = ManifestNumber(required=False, default=0.0, min_value=0.0, max_value=64.0)
     Vendor = text(64, required=False, default="")
     Accelerator = text(64, required=False, default="")
     Capacities = CapacitiesSerializer(required=False)
@@ -113,7 +150,7 @@ def _refuse_aliases(text_: str) -> None:
 def parse_manifest(text_: str) -> Manifest:
     try:
         _refuse_aliases(text_)
-        document = yaml.safe_load(text_)
+        document = yaml.load(text_, Loader=_NumbersAsTextLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as error:
         raise ManifestError(f"algo.yaml is not valid YAML: {error}") from None
     if not isinstance(document, dict):

@@ -171,6 +171,17 @@ def _final_sweep(root: Path) -> None:
                 )
 
 
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def _is_zip(path: Path) -> bool:
+    """A zip starts with a local header (or is an empty zip's end record).
+    zipfile.is_zipfile looks for an end record near the end of the file, so it
+    also says yes to a tar whose last member is a zip (a model, say)."""
+    with path.open("rb") as handle:
+        return handle.read(4) in ZIP_MAGIC
+
+
 def extract(archive_path: Path, dest: Path, limits: Limits) -> int:
     """Unpack `archive_path` into `dest` (created, must not exist); returns
     the bytes written. On refusal `dest` is removed and UnsafeArchive raised."""
@@ -179,9 +190,12 @@ def extract(archive_path: Path, dest: Path, limits: Limits) -> int:
     total = 0
     count = 0
     try:
-        if zipfile.is_zipfile(archive_path):
-            with zipfile.ZipFile(archive_path) as zf:
-                total, count = _extract_all(_zip_members(zf), root, limits)
+        if _is_zip(archive_path):
+            try:
+                with zipfile.ZipFile(archive_path) as zf:
+                    total, count = _extract_all(_zip_members(zf), root, limits)
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as error:
+                raise UnsafeArchive(f"archive is damaged: {error}") from None
         else:
             try:
                 tf = tarfile.open(archive_path, mode="r:*")  # noqa: SIM115 - closed below

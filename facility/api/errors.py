@@ -40,6 +40,9 @@ def flatten_errors(detail: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
     """Yield (field path, message) pairs from DRF's nested error detail."""
     if isinstance(detail, Mapping):
         for key, value in detail.items():
+            if isinstance(key, int):  # DRF >= 3.15 keys a list's errors by index
+                yield from flatten_errors(value, f"{prefix}[{key}]")
+                continue
             name = "" if key in (_BODY, "detail") else str(key)
             path = f"{prefix}.{name}" if prefix and name else (prefix or name)
             yield from flatten_errors(value, path)

@@ -45,7 +45,11 @@ class Packages:
         expect: int = 200,
     ) -> Any:
         url = self.serve(name, archive)
-        body = {"AlgoFilePackageID": package_id, "Url": url, "MD5": archive.md5 if md5 is None else md5}
+        body = {
+            "AlgoFilePackageID": package_id,
+            "Url": url,
+            "MD5": archive.md5 if md5 is None else md5,
+        }
         response = self.api.post("/CAP/AlgoFilePackages", body)
         assert response.status_code == expect, response.body
         return response

@@ -4,6 +4,10 @@ transient failures retried, cut transfers resumed with Range, size limits."""
 from __future__ import annotations
 
 import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +156,87 @@ def test_progress_is_recorded_as_the_file_arrives(packages: Packages) -> None:
     assert row.bytes_total == len(archive.data)
     assert row.progress == 100
     assert row.heartbeat_at is not None
+
+
+class _OddServerHandler(BaseHTTPRequestHandler):
+    """Serves `body` as a misconfigured or streaming server would: labelled
+    `Content-Encoding: gzip`, or chunked with no Content-Length."""
+
+    body = b""
+    gzip_label = False
+    chunked = False
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        if self.gzip_label:
+            self.send_header("Content-Encoding", "gzip")
+        if self.chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for start in range(0, len(self.body), 1000):
+                piece = self.body[start : start + 1000]
+                self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
+        else:
+            self.send_header("Content-Length", str(len(self.body)))
+            self.end_headers()
+            self.wfile.write(self.body)
+        self.close_connection = True
+
+
+@contextmanager
+def odd_server(body: bytes, **behaviour: bool) -> Iterator[str]:
+    handler = type("Handler", (_OddServerHandler,), {"body": body, **behaviour})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/package"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_a_tar_gz_served_with_content_encoding_gzip_keeps_its_md5(packages: Packages) -> None:
+    archive = pkg.package(fmt="tar.gz")
+    with odd_server(archive.data, gzip_label=True) as url:
+        packages.api.post(
+            "/CAP/AlgoFilePackages",
+            {"AlgoFilePackageID": PACKAGE_ID, "Url": url, "MD5": archive.md5},
+        )
+
+    data = packages.detail()
+    assert data["Status"] == 2, data["StatusReason"]
+    assert packages.row().actual_md5 == archive.md5
+
+
+def test_a_chunked_download_without_a_length_reaches_status_2(packages: Packages) -> None:
+    archive = pkg.package(extra_files={"model.bin": bytes(range(256)) * 40})
+    with odd_server(archive.data, chunked=True) as url:
+        packages.api.post(
+            "/CAP/AlgoFilePackages",
+            {"AlgoFilePackageID": PACKAGE_ID, "Url": url, "MD5": archive.md5},
+        )
+
+    assert packages.detail()["Status"] == 2
+    assert packages.row().bytes_total == len(archive.data)
+
+
+def test_a_chunked_download_over_the_size_limit_ends_in_status_4(
+    packages: Packages, settings: Any, store: Path
+) -> None:
+    settings.PACKAGE_MAX_DOWNLOAD_BYTES = 5000
+    archive = pkg.package(extra_files={"model.bin": bytes(range(256)) * 40})
+    with odd_server(archive.data, chunked=True) as url:
+        packages.api.post("/CAP/AlgoFilePackages", {"AlgoFilePackageID": PACKAGE_ID, "Url": url})
+
+    data = packages.detail()
+    assert data["Status"] == 4
+    assert "larger than the limit of 5000 bytes" in data["StatusReason"]
+    assert files_under(store) == set()

@@ -169,3 +169,18 @@ def test_the_same_exec_file_pushed_twice_is_fetched_once(
     fetches = [r for r in file_server.requests if r["path"] == "exec.tar.gz"]
     assert len(fetches) == 1
     assert packages.detail()["Status"] == 2
+
+
+def test_an_artifact_with_a_dotdot_member_ends_in_status_4_and_writes_nothing_outside(
+    packages: Packages, tmp_path: Path
+) -> None:
+    packages.push(pkg.package(with_executable=False))
+    store = packages.row().store_dir
+
+    packages.push_exec(pkg.tar_of({"bin/detector": pkg.EXECUTABLE, "../../../escaped": b"x"}))
+
+    data = packages.detail()
+    assert data["Status"] == 4
+    assert "'..'" in data["StatusReason"]
+    assert not [p for p in tmp_path.rglob("escaped*")]
+    assert not [p for p in store.iterdir() if p.name.startswith("exec-")]

@@ -13,7 +13,7 @@ from tests.algorithms.conftest import PACKAGE_ID, Packages
 from tests.support import packages as pkg
 
 
-@pytest.mark.parametrize("fmt", ["tar", "tar.gz", "zip"])
+@pytest.mark.parametrize("fmt", ["tar", "tar.gz", "tar.bz2", "tar.xz", "zip"])
 def test_a_good_package_reaches_status_2_in_every_archive_format(
     packages: Packages, fmt: str
 ) -> None:
@@ -73,6 +73,23 @@ def test_algo_yaml_in_the_spelling_of_the_standards_example_is_read(packages: Pa
     assert data["AlgoRuntime"]["Xpu"][0]["Capacities"]["Stream_Video_Quota"] == 6
 
 
+def test_a_tar_whose_last_member_is_a_zip_is_read_as_a_tar(packages: Packages) -> None:
+    weights = pkg.zip_of({"weights.txt": b"0.1 0.2 0.3"}).data
+    archive = pkg.tar_of(
+        {
+            "algo.yaml": pkg.manifest_text(),
+            "bin/detector": pkg.EXECUTABLE,
+            "models/weights.zip": weights,
+        }
+    )
+
+    packages.push(archive)
+
+    row = packages.row()
+    assert row.status == 2, row.status_reason
+    assert (Path(row.content_dir) / "models/weights.zip").read_bytes() == weights
+
+
 def test_a_package_inside_one_top_directory_is_found(packages: Packages) -> None:
     archive = pkg.tar_of(
         {"helmet/algo.yaml": pkg.manifest_text(), "helmet/bin/detector": pkg.EXECUTABLE}
@@ -95,7 +112,9 @@ def test_a_push_is_answered_before_the_download_with_status_0(
     assert data["Bin"] == {"Type": "", "RemoteUri": "", "LocalUri": ""}
 
 
-def test_the_pushed_name_is_shown_until_algo_yaml_is_read(packages: Packages, settings: Any) -> None:
+def test_the_pushed_name_is_shown_until_algo_yaml_is_read(
+    packages: Packages, settings: Any
+) -> None:
     settings.FACILITY_QUEUE_MODE = "manual"
     url = packages.serve("p.tar", pkg.package())
     packages.api.post(
@@ -170,3 +189,33 @@ def test_a_cad_push_downloads_the_same_way(packages: Packages) -> None:
     assert row.status == 2
     assert row.source == "cad"
     assert row.auth_address == "127.0.0.1:8080"
+
+
+def test_search_finds_a_package_by_its_pushed_name_before_algo_yaml_is_read(
+    packages: Packages, settings: Any
+) -> None:
+    settings.FACILITY_QUEUE_MODE = "manual"
+    url = packages.serve("p.tar", pkg.package())
+    packages.api.post(
+        "/CAP/AlgoFilePackages", {"AlgoFilePackageID": "p1", "Url": url, "Name": "Smoke Alarm"}
+    )
+
+    records = packages.api.post("/CAP/AlgoFilePackages:search", {"Name": "smoke"}).body["Data"][
+        "Records"
+    ]
+
+    assert [(r["AlgoFilePackageID"], r["Name"], r["Status"]) for r in records] == [
+        ("p1", "Smoke Alarm", 0)
+    ]
+
+
+def test_a_package_that_has_run_shows_status_3_and_a_repush_keeps_it(packages: Packages) -> None:
+    archive = pkg.package()
+    packages.push(archive)
+    row = packages.row()
+    row.mark_has_run()
+    row.save()
+
+    assert packages.detail()["Status"] == 3
+    packages.push(archive)
+    assert packages.detail()["Status"] == 3

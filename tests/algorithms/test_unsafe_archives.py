@@ -21,8 +21,12 @@ def refused(packages: Packages, store: Path, tmp_path: Path) -> Any:
     """Push an archive, expect Status 4 whose reason contains `words`, and
     check that no file was left anywhere: not in the store, not beside it."""
 
+    def beside() -> set[str]:
+        mine = tmp_path.name + "/"
+        return {path for path in files_under(tmp_path.parent) if not path.startswith(mine)}
+
     def check(archive: pkg.Built, *words: str) -> dict[str, Any]:
-        before = files_under(tmp_path.parent) - files_under(tmp_path)
+        before = beside()
         packages.push(archive)
         data = packages.detail()
         assert data["Status"] == 4, data
@@ -31,7 +35,7 @@ def refused(packages: Packages, store: Path, tmp_path: Path) -> Any:
         assert files_under(store) == set()
         served = {f"served/{name}" for name in files_under(tmp_path / "served")}
         assert files_under(tmp_path) - served == set()
-        assert files_under(tmp_path.parent) - files_under(tmp_path) == before
+        assert beside() == before
         return data
 
     return check
@@ -98,7 +102,9 @@ def test_tar_with_a_chain_of_links_leaving_the_package_ends_in_status_4(refused:
 
 
 def test_tar_with_a_hard_link_to_outside_ends_in_status_4(refused: Any) -> None:
-    archive = pkg.tar_of(GOOD, extra=[pkg.link_info("passwd", "../../../../../etc/passwd", hard=True)])
+    archive = pkg.tar_of(
+        GOOD, extra=[pkg.link_info("passwd", "../../../../../etc/passwd", hard=True)]
+    )
 
     refused(archive, "passwd")
 
@@ -208,3 +214,23 @@ def test_a_file_that_is_no_archive_ends_in_status_4(refused: Any) -> None:
 
 def test_an_empty_archive_ends_in_status_4(refused: Any) -> None:
     refused(pkg.tar_of({}), "empty")
+
+
+def test_a_truncated_zip_ends_in_status_4_as_damaged(refused: Any) -> None:
+    whole = pkg.package(fmt="zip").data
+
+    refused(pkg.built(whole[: len(whole) // 2]), "damaged")
+
+
+def test_a_zip_with_a_corrupted_member_ends_in_status_4_as_damaged(refused: Any) -> None:
+    whole = pkg.package(fmt="zip").data
+    at = whole.index(pkg.EXECUTABLE)
+    corrupted = whole[:at] + b"X" + whole[at + 1 :]
+
+    refused(pkg.built(corrupted), "damaged")
+
+
+def test_a_truncated_tar_gz_ends_in_status_4_as_damaged(refused: Any) -> None:
+    whole = pkg.package(fmt="tar.gz", extra_files={"model.bin": bytes(range(256)) * 40}).data
+
+    refused(pkg.built(whole[: len(whole) // 2]), "damaged")

@@ -26,10 +26,10 @@ class Log:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         server = self.server
         name = self.path.split("?", 1)[0].lstrip("/")
         server.log.requests.append({"path": name, "range": self.headers.get("Range")})

@@ -82,7 +82,7 @@ def manifest_text(document: dict[str, Any] | None = None, **kwargs: Any) -> byte
 
 def _tar(entries: list[tarfile.TarInfo | tuple[tarfile.TarInfo, bytes]], mode: str) -> bytes:
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode=mode) as tf:
+    with tarfile.open(fileobj=buffer, mode=mode) as tf:  # type: ignore[call-overload]
         for entry in entries:
             if isinstance(entry, tuple):
                 info, data = entry
@@ -113,14 +113,22 @@ def special_info(name: str, kind: bytes = tarfile.CHRTYPE) -> tarfile.TarInfo:
     return info
 
 
-def tar_of(files: dict[str, bytes], *, gz: bool = False, extra: list[Any] | None = None) -> Built:
-    """A tar (or tar.gz) holding `files` (name → bytes, executables by name
-    under bin/), followed by `extra` raw members."""
+def tar_of(
+    files: dict[str, bytes],
+    *,
+    gz: bool = False,
+    compression: str = "",
+    extra: list[Any] | None = None,
+) -> Built:
+    """A tar holding `files` (name → bytes, executables by name under bin/),
+    followed by `extra` raw members; compressed with `compression` (gz, bz2,
+    xz) or, with `gz`, gzip."""
     entries: list[Any] = []
     for name, data in files.items():
         entries.append((file_info(name, 0o755 if name.startswith("bin/") else 0o644), data))
     entries.extend(extra or [])
-    return built(_tar(entries, "w:gz" if gz else "w"))
+    compression = compression or ("gz" if gz else "")
+    return built(_tar(entries, f"w:{compression}" if compression else "w"))
 
 
 def zip_of(files: dict[str, bytes]) -> Built:
@@ -147,7 +155,7 @@ def package(
     files.update(extra_files or {})
     if fmt == "zip":
         return zip_of(files)
-    return tar_of(files, gz=fmt == "tar.gz")
+    return tar_of(files, compression=fmt.partition(".")[2])
 
 
 def artifact(local_uri: str = "bin/detector", *, fmt: str = "tar.gz") -> Built:
