@@ -7,19 +7,19 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Avg, Count, Max, Min
+from django.db.models import Avg, Count, FloatField, Func, Min, ProtectedError, Value
+from django.db.models.functions import Floor
 from django.utils import timezone
 
 from compute.models import Cluster, Node, ResourceSample, XpuCard
 from compute.probes import Reading
-from facility.errors import Conflict, Invalid, NotFound
+from facility.errors import Conflict, FacilityError, Invalid, NotFound
 
 NODE_NAME_RULE = re.compile(r"^(?!\d+$)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 NODE_NAME_HELP = (
@@ -125,7 +125,14 @@ def create_node(
 def delete_node(node_id: str) -> None:
     """Deletes the node, its cards and samples. The local node comes back on
     its next sample, so deleting it only clears its history."""
-    get_node(node_id).delete()
+    node = get_node(node_id)
+    try:
+        node.delete()
+    except ProtectedError:
+        raise Conflict(
+            f"node {node.name} still holds algorithm service replicas; remove them first",
+            field="NodeID",
+        ) from None
 
 
 def list_nodes(cluster_code: str = "") -> Any:
@@ -163,6 +170,7 @@ def _sync_cards(node: Node, reading: Reading) -> dict[int, XpuCard]:
             "uuid": card_reading.uuid[:96],
             "xpu_type": card_reading.xpu_type[:20],
             "memory_gb": round(card_reading.memory_gb, 3),
+            "is_present": True,
         }
         if card is None:
             cards[card_reading.index] = XpuCard.objects.create(
@@ -173,8 +181,11 @@ def _sync_cards(node: Node, reading: Reading) -> dict[int, XpuCard]:
                 setattr(card, key, value)
             card.save()
     for index in set(cards) - seen:
-        # the card is gone (removed, or the driver no longer sees it)
-        cards.pop(index).delete()
+        # gone (removed, or the driver no longer sees it): out of the monitors
+        card = cards[index]
+        if card.is_present:
+            card.is_present = False
+            card.save()
     return cards
 
 
@@ -284,102 +295,109 @@ class ClusterStatus:
 
 def _bucket_width_ms() -> int:
     width_s = settings.FACILITY_TREND_WINDOW_S / settings.FACILITY_TREND_POINTS
-    return max(1, int(width_s * 1000))
+    return max(1000, int(width_s * 1000))
 
 
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def _bucketed(rows: Iterable[tuple[datetime, float | None]]) -> dict[int, float]:
-    """{bucket start in ms: mean of the values in that bucket}."""
-    width = _bucket_width_ms()
-    sums: dict[int, list[float]] = defaultdict(lambda: [0.0, 0])
-    for taken_at, value in rows:
-        if value is None:
-            continue
-        bucket = _ms(taken_at) // width * width
-        sums[bucket][0] += value
-        sums[bucket][1] += 1
-    return {bucket: total / count for bucket, (total, count) in sums.items()}
-
-
-def _trend(buckets: dict[int, float], digits: int = 4) -> Trend:
-    """The §0 trend format: one single-entry object per point, oldest first."""
-    return [{str(ms): round(value, digits)} for ms, value in sorted(buckets.items())]
+def _trend(points: list[dict[str, Any]], metric: str, digits: int = 4) -> Trend:
+    """The §0 trend format: one single-entry object per bucket, keyed by the
+    bucket's start in ms, oldest first."""
+    ordered = sorted(points, key=lambda point: point["ms"])
+    return [
+        {str(point["ms"]): round(point[metric], digits)}
+        for point in ordered
+        if point[metric] is not None
+    ]
 
 
 def _window_start() -> datetime:
     return timezone.now() - timedelta(seconds=settings.FACILITY_TREND_WINDOW_S)
 
 
+class EpochMs(Func):
+    """Milliseconds since the Unix epoch of a datetime column, so the
+    database averages samples into trend buckets (PostgreSQL and SQLite,
+    the two databases the facility runs on)."""
+
+    output_field = FloatField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        template = "(EXTRACT(EPOCH FROM %(expressions)s) * 1000)"
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        # Django stores UTC text; julianday() parses it, day 2440587.5 is the epoch
+        template = "((julianday(%(expressions)s) - 2440587.5) * 86400000.0)"
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+
 def node_statuses(nodes: list[Node]) -> list[NodeStatus]:
     """Current values (the newest sample, however old) and trends (the
-    configured window) of each node and its cards, in a fixed number of
-    queries whatever the number of nodes."""
+    configured window, averaged into buckets by the database) of each node
+    and its cards."""
     if not nodes:
         return []
     node_ids = [node.pk for node in nodes]
-    since = _window_start()
-    rows = ResourceSample.objects.filter(node_id__in=node_ids, taken_at__gte=since).values_list(
-        "node_id",
-        "card_id",
-        "taken_at",
-        "cpu_utilization",
-        "memory_used_gb",
-        "disk_used_gb",
-        "xpu_utilization",
-        "xpu_memory_used_gb",
+    width = _bucket_width_ms()
+    points = (
+        ResourceSample.objects.filter(node_id__in=node_ids, taken_at__gte=_window_start())
+        .annotate(bucket=Floor(EpochMs("taken_at") / Value(width)))
+        .values("node_id", "card_id", "bucket")
+        .annotate(
+            cpu=Avg("cpu_utilization"),
+            memory=Avg("memory_used_gb"),
+            disk=Avg("disk_used_gb"),
+            xpu=Avg("xpu_utilization"),
+            xpu_memory=Avg("xpu_memory_used_gb"),
+        )
+        .order_by()
     )
-    by_series: dict[tuple[int, int | None], list[tuple[Any, ...]]] = defaultdict(list)
-    for row in rows:
-        by_series[(row[0], row[1])].append(row[2:])
-    latest = _latest_samples(node_ids)
+    by_series: dict[tuple[int, int | None], list[dict[str, Any]]] = defaultdict(list)
+    for point in points:
+        point["ms"] = int(point["bucket"]) * width
+        by_series[(point["node_id"], point["card_id"])].append(point)
     statuses = []
     for node in nodes:
         own = by_series.get((node.pk, None), [])
-        newest = latest.get((node.pk, None))
         status = NodeStatus(node=node, is_online=node.is_online)
+        newest = _newest(node.pk, None)
         if newest is not None:
-            status.cpu_utilization = newest.cpu_utilization or 0.0
-            status.memory_used_gb = newest.memory_used_gb or 0.0
-            status.disk_used_gb = newest.disk_used_gb or 0.0
-        status.cpu_utilization_trend = _trend(_bucketed((r[0], r[1]) for r in own))
-        status.memory_used_trend = _trend(_bucketed((r[0], r[2]) for r in own), 3)
-        status.disk_used_trend = _trend(_bucketed((r[0], r[3]) for r in own), 3)
+            status.cpu_utilization = newest["cpu_utilization"] or 0.0
+            status.memory_used_gb = newest["memory_used_gb"] or 0.0
+            status.disk_used_gb = newest["disk_used_gb"] or 0.0
+        status.cpu_utilization_trend = _trend(own, "cpu")
+        status.memory_used_trend = _trend(own, "memory", 3)
+        status.disk_used_trend = _trend(own, "disk", 3)
         for card in node.cards.all():
+            if not card.is_present:
+                continue
             series = by_series.get((node.pk, card.pk), [])
             card_status = CardStatus(card=card)
-            newest = latest.get((node.pk, card.pk))
+            newest = _newest(node.pk, card.pk)
             if newest is not None:
-                card_status.utilization = newest.xpu_utilization or 0.0
-                card_status.memory_used_gb = newest.xpu_memory_used_gb or 0.0
-            card_status.utilization_trend = _trend(_bucketed((r[0], r[4]) for r in series))
-            card_status.memory_used_trend = _trend(_bucketed((r[0], r[5]) for r in series), 3)
+                card_status.utilization = newest["xpu_utilization"] or 0.0
+                card_status.memory_used_gb = newest["xpu_memory_used_gb"] or 0.0
+            card_status.utilization_trend = _trend(series, "xpu")
+            card_status.memory_used_trend = _trend(series, "xpu_memory", 3)
             status.cards.append(card_status)
         statuses.append(status)
     return statuses
 
 
-def _latest_samples(node_ids: list[int]) -> dict[tuple[int, int | None], ResourceSample]:
-    """The newest sample of each node and card: one indexed lookup per series."""
-    newest_times = (
-        ResourceSample.objects.filter(node_id__in=node_ids)
-        .values("node_id", "card_id")
-        .annotate(newest=Max("taken_at"))
-    )
-    result: dict[tuple[int, int | None], ResourceSample] = {}
-    for entry in newest_times:
-        sample = (
-            ResourceSample.objects.filter(
-                node_id=entry["node_id"], card_id=entry["card_id"], taken_at=entry["newest"]
-            )
-            .order_by("-pk")
-            .first()
+def _newest(node_id: int, card_id: int | None) -> dict[str, Any] | None:
+    """The newest sample of a series: one backward scan of the
+    (node, card, taken_at) index."""
+    return (
+        ResourceSample.objects.filter(node_id=node_id, card_id=card_id)
+        .order_by("-taken_at")
+        .values(
+            "cpu_utilization",
+            "memory_used_gb",
+            "disk_used_gb",
+            "xpu_utilization",
+            "xpu_memory_used_gb",
         )
-        if sample is not None:
-            result[(entry["node_id"], entry["card_id"])] = sample
-    return result
+        .first()
+    )
 
 
 def node_status(node: Node) -> NodeStatus:
@@ -497,3 +515,29 @@ def _merge_bucket(epoch: int, bucket_s: int) -> int:
         rows.delete()
         ResourceSample.objects.bulk_create(merged)
     return len(merged)
+
+
+# --- samples posted by node agents ------------------------------------------
+
+
+class Forbidden(FacilityError):
+    http_status = 403
+    code = 40300
+
+
+def record_agent_reading(node_id: str, client: Any, reading: Reading, period_s: int) -> Node:
+    """A reading posted by a remote node's agent, stamped with the time it
+    arrived (the agent's clock may be off)."""
+    node = get_node(node_id)
+    if node.is_local:
+        raise Conflict(
+            f"node {node.name} is this facility's own node; its sampler records it",
+            field="NodeID",
+        )
+    if node.agent_client_id is not None and (
+        client is None or getattr(client, "pk", None) != node.agent_client_id
+    ):
+        raise Forbidden(f"this credential may not post samples of node {node.name}")
+    record_reading(node, reading, period_s=period_s)
+    node.refresh_from_db()
+    return node

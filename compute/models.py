@@ -90,12 +90,13 @@ class Node(models.Model):
 
     @property
     def is_online(self) -> bool:
-        return self.last_seen_at is not None and self.last_seen_at >= timezone.now() - offline_after()
+        seen = self.last_seen_at
+        return seen is not None and seen >= timezone.now() - offline_after()
 
     @property
     def xpu_type(self) -> str:
         """表H.2 XpuType: the first card's type, or CPU for a node without cards."""
-        card = next(iter(self.cards.all()), None)
+        card = next((card for card in self.cards.all() if card.is_present), None)
         return card.xpu_type if card is not None else CPU_ONLY_XPU_TYPE
 
 
@@ -107,6 +108,9 @@ class XpuCard(models.Model):
     uuid = models.CharField("UUID", max_length=96, blank=True)
     xpu_type = models.CharField("XpuType", max_length=20, help_text="e.g. NVIDIA_T4")
     memory_gb = models.FloatField("memory (GiB)", default=0)
+    # a card the probe no longer sees keeps its row and samples (a driver
+    # hiccup must not erase history) but leaves the monitors
+    is_present = models.BooleanField(default=True)
 
     history = history()
 

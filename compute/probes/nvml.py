@@ -7,6 +7,7 @@ says why in `xpu_note`; it never raises for that."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import warnings
@@ -126,8 +127,6 @@ class NvmlProbe:
 
     def close(self) -> None:
         if self._initialised and pynvml is not None:
-            try:
+            with contextlib.suppress(pynvml.NVMLError):
                 pynvml.nvmlShutdown()
-            except pynvml.NVMLError:
-                pass
             self._initialised = False

@@ -1,0 +1,210 @@
+"""Benchmark of the compute status interfaces (issue 3's numbers).
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
+        .venv/bin/python bench/bench_status.py [--nodes 10] [--days 7]
+
+Builds a throw-away database (never the facility's own), fills it with
+NODES × DAYS of raw samples at the sampling cadence (one card per node), then
+prints, as ratios to a bare `SELECT 1` round-trip measured in the same run,
+the p50/p99 latency of /CAD/Status, /CAP/Status, /CCP/Cluster/Monitors and
+/CCP/Node/Monitors through the whole Django stack; and the sampler's CPU cost
+as a share of one core at the configured cadence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "facility.settings")
+
+import django
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import setup_test_environment  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "bench_status.md"
+_lines: list[str] = []
+
+
+def report(line: str) -> None:
+    print(line)
+    _lines.append(line)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def timed(call, repeat: int) -> list[float]:  # type: ignore[no-untyped-def]
+    for _ in range(min(10, repeat)):
+        call()  # warm caches and connections
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def populate(nodes: int, days: float, cadence_s: int) -> list[int]:
+    from compute.models import Cluster, Node, ResourceSample, XpuCard
+
+    cluster = Cluster.objects.create(code="bench", name="bench")
+    now = timezone.now()
+    count = int(days * 86400 / cadence_s)
+    node_ids = []
+    for number in range(nodes):
+        node = Node.objects.create(
+            cluster=cluster,
+            name=f"bench-{number}",
+            ip=f"127.0.1.{number}",
+            cpu_cores=32,
+            memory_gb=128,
+            disk_gb=2000,
+            last_seen_at=now,
+        )
+        card = XpuCard.objects.create(node=node, index=0, xpu_type="NVIDIA_T4", memory_gb=16)
+        node_ids.append(node.pk)
+        batch: list[ResourceSample] = []
+        for step in range(count):
+            at = now - timedelta(seconds=step * cadence_s)
+            value = (step % 100) / 100
+            batch.append(
+                ResourceSample(
+                    node=node,
+                    taken_at=at,
+                    period_s=cadence_s,
+                    cpu_utilization=value,
+                    memory_used_gb=64 * value,
+                    disk_used_gb=1000,
+                )
+            )
+            batch.append(
+                ResourceSample(
+                    node=node,
+                    card=card,
+                    taken_at=at,
+                    period_s=cadence_s,
+                    xpu_utilization=value,
+                    xpu_memory_used_gb=8 * value,
+                )
+            )
+            if len(batch) >= 20_000:
+                ResourceSample.objects.bulk_create(batch)
+                batch = []
+        ResourceSample.objects.bulk_create(batch)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE compute_resourcesample")
+    return node_ids
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nodes", type=int, default=10)
+    parser.add_argument("--days", type=float, default=7)
+    parser.add_argument("--repeat", type=int, default=200)
+    args = parser.parse_args()
+
+    setup_test_environment()
+    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = f"bench_compute_{os.getpid()}"
+    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+    try:
+        run(args)
+    finally:
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(
+        "# bench_status\n\n```\n$ "
+        + " ".join(["bench/bench_status.py", *sys.argv[1:]])
+        + "\n"
+        + "\n".join(_lines)
+        + "\n```\n"
+    )
+
+
+def run(args: argparse.Namespace) -> None:
+    from compute import jobs
+    from facility.models import PlatformClient
+
+    cadence = int(settings.FACILITY_SAMPLE_INTERVAL_S)
+    start = time.perf_counter()
+    node_ids = populate(args.nodes, args.days, cadence)
+    from compute.models import ResourceSample
+
+    rows = ResourceSample.objects.count()
+    report(
+        f"database: {connection.vendor}; {args.nodes} nodes x {args.days:g} days at {cadence} s "
+        f"= {rows:,} sample rows (filled in {time.perf_counter() - start:.0f} s)"
+    )
+
+    # the sampler's own CPU time per sample (the database server's is not counted)
+    jobs.sample_local_node(force=True)
+    cpu_start = time.process_time()
+    samples = 20
+    for _ in range(samples):
+        jobs.sample_local_node(force=True)
+    cpu_per_sample = (time.process_time() - cpu_start) / samples
+    report(
+        f"sampler: {cpu_per_sample * 1000:.1f} ms CPU per sample = "
+        f"{100 * cpu_per_sample / cadence:.3f} % of one core at a {cadence} s cadence "
+        "(target < 1 %)"
+    )
+
+    from django.contrib.auth import get_user_model
+
+    token = PlatformClient.new_token()
+    client_row = PlatformClient(
+        name="bench", user=get_user_model().objects.create(username="platform:bench")
+    )
+    client_row.set_token(token)
+    client_row.save()
+    http = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    def select_one() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+
+    def call(method: str, path: str):  # type: ignore[no-untyped-def]
+        def go() -> None:
+            response = getattr(http, method)(path, content_type="application/json")
+            assert response.status_code == 200, response.content[:300]
+
+        return go
+
+    baseline = timed(select_one, args.repeat * 5)
+    base50, base99 = percentile(baseline, 0.5), percentile(baseline, 0.99)
+    report(f"baseline SELECT 1: p50 {base50 * 1000:.3f} ms, p99 {base99 * 1000:.3f} ms")
+    report(f"{'interface':<40} {'p50 ms':>8} {'p99 ms':>8} {'p50/SELECT1':>12} {'p99/SELECT1':>12}")
+    for label, method, path in (
+        ("GET /CAD/Status", "get", "/CAD/Status"),
+        ("GET /CAP/Status", "get", "/CAP/Status"),
+        ("GET /CCP/Cluster/Monitors/bench", "get", "/CCP/Cluster/Monitors/bench"),
+        ("POST /CCP/Node/Monitors/<id>", "post", f"/CCP/Node/Monitors/{node_ids[0]}"),
+    ):
+        latencies = timed(call(method, path), args.repeat)
+        p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+        report(
+            f"{label:<40} {p50 * 1000:>8.2f} {p99 * 1000:>8.2f} "
+            f"{p50 / base50:>12.0f} {p99 / base99:>12.0f}"
+            + ("" if p99 < 0.050 else "   (over the 50 ms p99 target)")
+        )
+    report(f"(means of all calls: {statistics.mean(baseline) * 1000:.3f} ms for SELECT 1)")
+
+
+if __name__ == "__main__":
+    main()
