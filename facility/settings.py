@@ -41,6 +41,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "facility.api.middleware.RequestIDMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -104,6 +105,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise expects it, even when empty
+# The admin and Swagger UI assets are served by the facility itself (no CDN,
+# no separate web server needed), straight from the installed apps.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
 
 # Request bodies of the standard are small JSON documents; anything bigger is
 # refused with 413 before it is parsed.
@@ -154,6 +160,18 @@ Q_CLUSTER = {
     "save_limit": 1000,
     "label": "Background jobs",
 }
+
+# --- algorithm services ------------------------------------------------------
+# Which runtime runs replicas: "auto" = artifact packages as local processes,
+# image packages in Docker; or force "local" / "docker".
+FACILITY_RUNTIME = env_str("FACILITY_RUNTIME", "auto")
+ENGINE_PORT_RANGE = env_str("FACILITY_ENGINE_PORTS", "18750-18999")
+ENGINE_START_TIMEOUT_S = env_float("FACILITY_ENGINE_START_TIMEOUT_S", 30, minimum=1)
+ENGINE_HEALTH_TIMEOUT_S = env_float("FACILITY_ENGINE_HEALTH_TIMEOUT_S", 2, minimum=0.1)
+REPLICA_MAX_RESTARTS_PER_10MIN = env_int("FACILITY_REPLICA_MAX_RESTARTS", 5, minimum=0)
+RECONCILE_INTERVAL_S = env_float("FACILITY_RECONCILE_INTERVAL_S", 5, minimum=0.5)
+# Where engines post their events (the facility's own intake)
+PUBLIC_URL = env_str("FACILITY_PUBLIC_URL", "http://127.0.0.1:8000")
 
 # --- algorithm packages -----------------------------------------------------
 PACKAGE_STORE = env_path("FACILITY_PACKAGE_STORE", DATA_DIR / "packages")

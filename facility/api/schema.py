@@ -41,7 +41,9 @@ def _code_field(code_type: type) -> serializers.Field:
 
 
 @cache
-def envelope(data: type[serializers.Serializer] | None, code_type: type, name: str) -> type:
+def envelope(
+    data: type[serializers.Serializer] | None, code_type: type, name: str, many: bool = False
+) -> type:
     """A serializer class for the envelope around `data` (cached by name so
     the schema has one component per shape)."""
     attrs: dict[str, Any] = {
@@ -50,7 +52,7 @@ def envelope(data: type[serializers.Serializer] | None, code_type: type, name: s
         "RequestID": serializers.CharField(max_length=128),
     }
     if data is not None:
-        attrs["Data"] = data()
+        attrs["Data"] = data(many=many)
     return type(name, (serializers.Serializer,), attrs)
 
 
@@ -67,12 +69,13 @@ def contract_schema(
     request: type[serializers.Serializer] | None = None,
     summary: str = "",
     extra_errors: dict[int, str] | None = None,
+    many: bool = False,
     **kwargs: Any,
 ) -> Any:
     """extend_schema for a contract view: `response` is the Data serializer
     (None for the standard's EmptyResponse), `name` the response's name in
     the standard (e.g. AlgoFilePackagePushResponse)."""
-    responses: dict[int, Any] = {200: envelope(response, code_type, name)}
+    responses: dict[int, Any] = {200: envelope(response, code_type, name, many)}
     errors = {**ERROR_STATUSES, **(extra_errors or {})}
     for status, description in errors.items():
         responses[status] = OpenApiResponse(error_envelope(code_type), description=description)

@@ -94,6 +94,13 @@ def test_run_command_serves_the_api_and_workers_fetch_a_package(tmp_path, file_s
                 assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
                 time.sleep(0.3)
         assert answer["Code"] == 0
+        # the admin's and Swagger UI's assets are served by the facility itself
+        for asset in (
+            "/static/admin/css/base.css",
+            "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js",
+        ):
+            with urllib.request.urlopen(base + asset, timeout=10) as response:
+                assert response.status == 200, asset
 
         data = _package()
         url = file_server.add("demo.tar.gz", data)
