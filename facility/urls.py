@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("", include("algorithms.api.urls")),
     path("", include("compute.api.urls")),
+    path("", include("services.api.urls")),
 ]
 
 handler400 = "facility.api.errors.handler400"

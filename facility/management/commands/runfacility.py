@@ -38,6 +38,7 @@ class Command(BaseCommand):
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         children = {
             "workers": subprocess.Popen([*manage, "qcluster"]),
+            "loops": subprocess.Popen([*manage, "run_loops"]),
             "web": subprocess.Popen(
                 [
                     sys.executable,

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from facility.loops import LOOPS, run_all
+
+
+class Command(BaseCommand):
+    help = "Run the sub-minute loops (resource sampler, service reconciler) until stopped."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "names", nargs="*", help=f"loops to run (default all: {[loop.name for loop in LOOPS]})"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        threads = run_all(stop, options["names"] or None)
+        self.stdout.write(f"loops running: {', '.join(t.name for t in threads)}")
+        while not stop.is_set():
+            stop.wait(1.0)
+        for thread in threads:
+            thread.join(timeout=15)
