@@ -222,6 +222,8 @@ def delete_service(service_id: str) -> None:
     with transaction.atomic():
         service = AlgoService.objects.select_for_update().filter(pk=service_id).first()
         if service is None:
+            if AlgoService.history.filter(service_id=service_id, history_type="-").exists():
+                return  # deleted before: repeating a delete succeeds
             raise NotFound(f"no algorithm service {service_id}", field="AlgoServiceID")
         if service.deleted_at is None:
             service.deleted_at = timezone.now()

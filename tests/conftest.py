@@ -13,6 +13,7 @@ from tests.support.http_server import FileServer
 @pytest.fixture(autouse=True)
 def _facility_settings(settings: Any, tmp_path: Any) -> None:
     settings.PACKAGE_STORE = tmp_path / "store"
+    settings.DATA_DIR = tmp_path / "data"
     settings.FACILITY_QUEUE_MODE = "sync"
     settings.DOWNLOAD_BACKOFF_S = 0.01
     settings.DOWNLOAD_ATTEMPTS = 3
