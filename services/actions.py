@@ -20,7 +20,7 @@ from compute.actions import ensure_local_node
 from compute.models import Node
 from facility.errors import Conflict, Invalid, NotFound
 from facility.queue import enqueue
-from services import placement
+from services import engine, placement
 from services.choices import CPU_XPU_TYPE, ReplicaState, ServiceKind, ServiceStatus
 from services.models import AlgoService, Replica, ServiceEvent, new_service_id
 from services.runtime.base import (
@@ -310,8 +310,11 @@ def engine_env(replica: Replica) -> dict[str, str]:
         ENGINE_ID=replica.name,
         ENGINE_CAPACITY=str(service.stream_capacity or 1),
         EVENT_SINK_URL=f"{settings.PUBLIC_URL.rstrip('/')}/internal/engine-events",
+        EVENT_SINK_TOKEN=engine.engine_token(replica.name),
     )
-    if replica.card is not None:
+    if replica.card is not None and replica.runtime != "docker":
+        # docker renumbers the granted card from 0 inside the container: its
+        # device request does the job there
         env["CUDA_VISIBLE_DEVICES"] = replica.card.uuid or str(replica.card.index)
     return env
 
@@ -325,7 +328,7 @@ def replica_spec(replica: Replica, image: str = "") -> ReplicaSpec:
         candidate = workdir / cmd[0]
         if candidate.exists():
             cmd[0] = str(candidate)
-    gpu = ()
+    gpu: tuple[str, ...] = ()
     if replica.card is not None:
         gpu = (replica.card.uuid or str(replica.card.index),)
     return ReplicaSpec(
@@ -366,6 +369,9 @@ def refresh_service_status(service: AlgoService) -> None:
     if exhausted:
         status, reason = ServiceStatus.ERROR, f"{exhausted[0].name}: {exhausted[0].reason}"
     elif states[ReplicaState.RUNNING] >= service.replicas:
+        # OVERLOAD is RUNNING with more tasks than streams: the task layer decides it
+        if service.status == ServiceStatus.OVERLOAD:
+            return
         status, reason = ServiceStatus.RUNNING, ""
     elif failed and not states[ReplicaState.RUNNING]:
         first = failed[0]

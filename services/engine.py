@@ -3,9 +3,12 @@ replica serves on its port."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 
 import requests
+from django.conf import settings
 
 
 class EngineUnavailable(Exception):
@@ -43,3 +46,15 @@ def call(base_url: str, method: str, path: str, body: Any = None, timeout_s: flo
     except requests.RequestException as error:
         raise EngineUnavailable(f"engine not answering: {type(error).__name__}") from None
     return _unwrap(response)
+
+
+def engine_token(engine_id: str) -> str:
+    """The credential a replica posts events with (its EVENT_SINK_TOKEN),
+    derived from the facility's secret so nothing has to be stored."""
+    return hmac.new(
+        settings.SECRET_KEY.encode(), f"engine-events:{engine_id}".encode(), hashlib.sha256
+    ).hexdigest()
+
+
+def check_engine_token(engine_id: str, token: str) -> bool:
+    return bool(engine_id) and hmac.compare_digest(engine_token(engine_id), token)

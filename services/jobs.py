@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from django.conf import settings
 from django.db import transaction
@@ -18,6 +19,9 @@ from services.choices import ReplicaState
 from services.models import AlgoService, Replica
 from services.runtime.base import LABEL_REPLICA, ReplicaHandle, RuntimeError_
 from services.runtime.registry import get_runtime
+
+if TYPE_CHECKING:
+    from services.runtime.docker import DockerRuntime
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +41,8 @@ def _image_for(service: AlgoService) -> str:
         path = Path(exec_file.path)
     if path is None:
         raise RuntimeError_("the package has no image file to load")
-    runtime = get_runtime("docker")
-    tags = runtime.load_image(str(path))  # type: ignore[attr-defined]
+    runtime = cast("DockerRuntime", get_runtime("docker"))
+    tags = runtime.load_image(str(path))
     if not tags:
         raise RuntimeError_("the image file holds no tagged image")
     AlgoService.objects.filter(pk=service.pk).update(image=tags[0])
@@ -126,10 +130,21 @@ def converge_service(service_id: str) -> None:
     actions.refresh_service_status(service)
 
 
+def _stop(replica: Replica) -> None:
+    """Stop a replica; an engine that cannot be reached is left to the orphan
+    sweep of a later reconcile pass."""
+    if not replica.handle_ref:
+        return
+    try:
+        get_runtime(replica.runtime).stop(_handle(replica), timeout_s=10)
+    except RuntimeError_ as error:
+        log.warning("replica %s not stopped now: %s", replica.name, error)
+
+
 def stop_replica(replica_pk: int) -> None:
     replica = Replica.objects.filter(pk=replica_pk).first()
-    if replica is not None and replica.handle_ref:
-        get_runtime(replica.runtime).stop(_handle(replica), timeout_s=10)
+    if replica is not None:
+        _stop(replica)
 
 
 def restart_replica(replica_pk: int) -> None:
@@ -149,8 +164,7 @@ def teardown_service(service_id: str) -> None:
     if service is None or service.deleted_at is None:
         return
     for replica in service.replica_set.exclude(state=ReplicaState.STOPPED):
-        if replica.handle_ref:
-            get_runtime(replica.runtime).stop(_handle(replica), timeout_s=10)
+        _stop(replica)
         replica.state, replica.reason = ReplicaState.STOPPED, "service deleted"
         replica.save()
     actions.record(service, "deleted")
