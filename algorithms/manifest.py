@@ -20,6 +20,7 @@ from facility.api.fields import (
     StrictCharField,
     StrictFloatField,
     StrictIntegerField,
+    StrictListField,
     text,
 )
 from facility.api.serializers import ContractSerializer
@@ -123,7 +124,7 @@ class ManifestSerializer(ContractSerializer):
     Version = text(20)
     Author = text(20, required=False, default="")
     Description = text(1024, required=False, default="")
-    Tags = serializers.ListField(child=text(64), required=False, default=list, max_length=64)
+    Tags = StrictListField(child=text(64), required=False, default=list, max_length=64)
     Bin = BinSerializer()
     AlgoRuntime = RuntimeSerializer(required=False)
 

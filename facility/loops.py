@@ -27,6 +27,8 @@ class Loop:
 LOOPS = [
     Loop("sampler", "compute.jobs.sample_local_node", lambda: settings.FACILITY_SAMPLE_INTERVAL_S),
     Loop("reconciler", "services.jobs.reconcile_services", lambda: settings.RECONCILE_INTERVAL_S),
+    Loop("tasks", "tasks.jobs.reconcile_tasks", lambda: settings.RECONCILE_INTERVAL_S),
+    Loop("delivery", "tasks.jobs.deliver_due", lambda: settings.DELIVERY_INTERVAL_S),
 ]
 
 

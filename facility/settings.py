@@ -173,6 +173,14 @@ RECONCILE_INTERVAL_S = env_float("FACILITY_RECONCILE_INTERVAL_S", 5, minimum=0.5
 # Where engines post their events (the facility's own intake)
 PUBLIC_URL = env_str("FACILITY_PUBLIC_URL", "http://127.0.0.1:8000")
 
+# --- analysis tasks and result delivery ------------------------------------------
+RESULT_HMAC_SECRET = env_str("FACILITY_RESULT_HMAC_SECRET", "")
+RESULT_TIMEOUT_S = env_float("FACILITY_RESULT_TIMEOUT_S", 5, minimum=0.1)
+RESULT_MAX_ATTEMPTS = env_int("FACILITY_RESULT_MAX_ATTEMPTS", 50, minimum=1)
+RESULT_BACKOFF_MAX_S = env_float("FACILITY_RESULT_BACKOFF_MAX_S", 300, minimum=0.1)
+RESULT_BACKOFF_BASE_S = env_float("FACILITY_RESULT_BACKOFF_BASE_S", 1, minimum=0.01)
+DELIVERY_INTERVAL_S = env_float("FACILITY_DELIVERY_INTERVAL_S", 0.5, minimum=0.05)
+
 # --- algorithm packages -----------------------------------------------------
 PACKAGE_STORE = env_path("FACILITY_PACKAGE_STORE", DATA_DIR / "packages")
 PACKAGE_MAX_DOWNLOAD_BYTES = env_size("FACILITY_PACKAGE_MAX_BYTES", "20G")

@@ -8,11 +8,13 @@ admin.site.index_title = "Operations"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("dashboard/", include("compute.dashboard.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("", include("algorithms.api.urls")),
     path("", include("compute.api.urls")),
     path("", include("services.api.urls")),
+    path("", include("tasks.api.urls")),
 ]
 
 handler400 = "facility.api.errors.handler400"

@@ -56,8 +56,14 @@ class ContractClient:
         return result
 
     def call(
-        self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
-        content_type: str = "application/json", **headers: str,
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        content_type: str = "application/json",
+        **headers: str,
     ) -> Any:
         import json
 

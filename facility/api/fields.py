@@ -101,3 +101,17 @@ def text(max_length: int, *, required: bool = True, **kwargs: Any) -> StrictChar
     """A string column of the standard: required-ness and maximum length."""
     kwargs.setdefault("allow_blank", not required)
     return StrictCharField(max_length=max_length, required=required, **kwargs)
+
+
+class StrictListField(serializers.ListField):
+    default_error_messages = {
+        **_COMMON,
+        "not_a_list": "must be a list",
+        "empty": "must not be empty",
+        "max_length": "at most {max_length} items",
+        "min_length": "at least {min_length} items",
+    }
+
+
+class StrictDictField(serializers.DictField):
+    default_error_messages = {**_COMMON, "not_a_dict": "must be a JSON object"}

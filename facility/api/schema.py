@@ -7,6 +7,7 @@ and adds the error answers every interface can give.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Any
 
@@ -83,6 +84,11 @@ def contract_schema(
 
 
 class ContractAutoSchema(AutoSchema):
+    def get_operation_id(self) -> str:
+        # the CAD and CAP task URIs share their last segments: name by the whole path
+        path = re.sub(r"[{}]", "", self.path).strip("/")
+        return re.sub(r"[^A-Za-z0-9]+", "_", path) + "_" + self.method.lower()
+
     def get_tags(self) -> list[str]:
         path = self.path.strip("/")
         return [path.split("/")[0]] if path else ["facility"]

@@ -19,6 +19,20 @@ def _squash(key: str) -> str:
     return key.strip().replace("_", "").replace("-", "").replace(" ", "").lower()
 
 
+_LIST_MESSAGES: dict[str, Any] = {
+    "required": "is required",
+    "null": "must not be null",
+    "not_a_list": "must be a list",
+    "empty": "must not be empty",
+    "max_length": "at most {max_length} items",
+    "min_length": "at least {min_length} items",
+}
+
+
+class ContractListSerializer(serializers.ListSerializer):
+    default_error_messages = _LIST_MESSAGES
+
+
 class ContractSerializer(serializers.Serializer):
     """Reads request bodies the way the standard's examples write them.
 
@@ -27,6 +41,9 @@ class ContractSerializer(serializers.Serializer):
     and `HOStIP` all find their field. Unknown keys are ignored."""
 
     aliases: ClassVar[dict[str, str]] = {}
+
+    class Meta:
+        list_serializer_class = ContractListSerializer
 
     default_error_messages = {
         "invalid": "must be a JSON object",

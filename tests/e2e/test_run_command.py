@@ -75,13 +75,20 @@ def test_run_command_serves_the_api_and_workers_fetch_a_package(tmp_path, file_s
     subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, cwd=ROOT)
     token = subprocess.run(
         [*manage, "create_platform_client", "e2e", "--quiet"],
-        env=env, check=True, cwd=ROOT, capture_output=True, text=True,
+        env=env,
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         [*manage, "runfacility", "--bind", f"127.0.0.1:{port}", "--web-workers", "1"],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 60
@@ -105,7 +112,10 @@ def test_run_command_serves_the_api_and_workers_fetch_a_package(tmp_path, file_s
         data = _package()
         url = file_server.add("demo.tar.gz", data)
         pushed = _call(
-            base, "POST", "/CAP/AlgoFilePackages", token,
+            base,
+            "POST",
+            "/CAP/AlgoFilePackages",
+            token,
             {"AlgoFilePackageID": "e2e-1", "Url": url, "MD5": hashlib.md5(data).hexdigest()},
         )
         assert pushed["Code"] == 0, pushed

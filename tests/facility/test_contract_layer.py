@@ -179,9 +179,7 @@ def test_schema_documents_every_answer_inside_the_envelope(client):
     assert response.status_code == 200
     schema = json.loads(response.content)
     operations = [
-        (path, method, op)
-        for path, item in schema["paths"].items()
-        for method, op in item.items()
+        (path, method, op) for path, item in schema["paths"].items() for method, op in item.items()
     ]
     assert operations
     for path, method, op in operations:
@@ -193,7 +191,8 @@ def test_schema_documents_every_answer_inside_the_envelope(client):
                 method,
                 status,
             )
-        assert op["security"] == [{"PlatformToken": []}]
+        if not path.startswith("/internal/"):  # engines use their own credential there
+            assert op["security"] == [{"PlatformToken": []}], path
 
 
 def test_swagger_ui_is_served_without_a_cdn(client):

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from django.contrib import admin, messages
+from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin
+
+from tasks import actions, events
+from tasks.models import AlgoTask, Delivery, TaskEvent
+
+
+@admin.register(AlgoTask)
+class AlgoTaskAdmin(SimpleHistoryAdmin):
+    list_display = (
+        "task_id",
+        "scope",
+        "status",
+        "reason",
+        "desired_state",
+        "restart_policy",
+        "algo_name",
+        "service",
+        "restart_count",
+        "created_at",
+    )
+    list_filter = ("status", "desired_state", "restart_policy", "scope", "create_and_start")
+    search_fields = ("task_id", "algo_name", "stream_url", "service__service_id", "reason")
+    readonly_fields = [f.name for f in AlgoTask._meta.fields]
+    actions = ["pause", "resume"]
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def delete_model(self, request, obj: AlgoTask) -> None:  # type: ignore[no-untyped-def]
+        actions.delete_task(obj.task_id, obj.scope)
+
+    def delete_queryset(self, request, queryset) -> None:  # type: ignore[no-untyped-def]
+        for task in list(queryset):
+            actions.delete_task(task.task_id, task.scope)
+
+    @admin.action(description="Pause the selected tasks")
+    def pause(self, request, queryset) -> None:  # type: ignore[no-untyped-def]
+        for task in queryset:
+            actions.pause_task(task.task_id, task.scope)
+        self.message_user(request, f"{queryset.count()} task(s) paused", messages.SUCCESS)
+
+    @admin.action(description="Resume the selected tasks")
+    def resume(self, request, queryset) -> None:  # type: ignore[no-untyped-def]
+        for task in queryset:
+            actions.resume_task(task.task_id, task.scope)
+        self.message_user(request, f"{queryset.count()} task(s) resumed", messages.SUCCESS)
+
+
+class DeliveryInline(admin.TabularInline):
+    model = Delivery
+    extra = 0
+    can_delete = False
+    fields = ("target", "state", "attempts", "last_status", "last_error", "delivered_at")
+    readonly_fields = fields
+
+
+@admin.register(TaskEvent)
+class TaskEventAdmin(admin.ModelAdmin):
+    list_display = ("received_at", "event_id", "task_id", "area_id", "service_id", "delivered")
+    list_filter = ("event_id",)
+    search_fields = ("event_key", "task_id", "service_id")
+    date_hierarchy = "received_at"
+    readonly_fields = [f.name for f in TaskEvent._meta.fields] + ["snapshot"]
+    inlines = [DeliveryInline]
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    @admin.display(description="delivered")
+    def delivered(self, obj: TaskEvent) -> str:
+        states = [d.state for d in obj.deliveries.all()]
+        return f"{states.count('delivered')}/{len(states)}"
+
+    @admin.display(description="snapshot")
+    def snapshot(self, obj: TaskEvent) -> str:
+        path = Path(obj.snapshot_path) if obj.snapshot_path else None
+        if path is None or not path.exists():
+            return "–"
+        data = base64.b64encode(path.read_bytes()).decode()
+        return format_html('<img src="data:image/jpeg;base64,{}" style="max-width:640px">', data)
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "event",
+        "target",
+        "state",
+        "attempts",
+        "last_status",
+        "last_error",
+        "next_attempt_at",
+        "delivered_at",
+    )
+    list_filter = ("state",)
+    search_fields = ("target", "event__event_key", "event__task_id")
+    readonly_fields = [f.name for f in Delivery._meta.fields]
+    actions = ["replay"]
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    @admin.action(description="Deliver the selected again (replay)")
+    def replay(self, request, queryset) -> None:  # type: ignore[no-untyped-def]
+        count = events.replay(list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{count} delivery(ies) queued again", messages.SUCCESS)

@@ -1,0 +1,111 @@
+"""Results from engines: verified, stored (with the snapshot on disk) and
+queued for delivery to every ResultReceiveUrl (and configured sinks).
+docs/events.md describes the event document."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from facility.errors import Invalid
+from tasks.models import AlgoTask, Delivery, TaskEvent
+
+log = logging.getLogger(__name__)
+
+MAX_SNAPSHOT_BYTES = 8 * 1024 * 1024
+
+
+def snapshot_dir() -> Path:
+    return Path(settings.DATA_DIR) / "snapshots"
+
+
+def _event_time(value: Any) -> datetime:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Invalid("must be Unix milliseconds", field="EventTime")
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def accept_event(document: dict[str, Any]) -> tuple[TaskEvent, bool]:
+    """Store one engine event; returns (event, created). A repeated EventKey
+    is acknowledged and ignored (engines retry)."""
+    key = document.get("EventKey")
+    if not isinstance(key, str) or not 8 <= len(key) <= 64:
+        raise Invalid("must be a string of 8–64 characters", field="EventKey")
+    existing = TaskEvent.objects.filter(event_key=key).first()
+    if existing is not None:
+        return existing, False
+    task_id = document.get("TaskID")
+    if not isinstance(task_id, str) or not task_id:
+        raise Invalid("is required", field="TaskID")
+    when = _event_time(document.get("EventTime"))
+    snapshot = document.get("Snapshot") or ""
+    data = b""
+    if snapshot:
+        try:
+            data = base64.b64decode(snapshot, validate=True)
+        except (binascii.Error, ValueError):
+            raise Invalid("must be base64", field="Snapshot") from None
+        if len(data) > MAX_SNAPSHOT_BYTES:
+            raise Invalid(f"larger than {MAX_SNAPSHOT_BYTES} bytes", field="Snapshot")
+    task = AlgoTask.objects.filter(pk=task_id).select_related("service").first()
+    body = {k: v for k, v in document.items() if k != "Snapshot"}
+    if task is not None and task.service_id:
+        body.setdefault("AlgoServiceID", task.service_id)
+        body.setdefault("AlgoFilePackageID", task.service.package_id)  # type: ignore[union-attr]
+    path = ""
+    if data:
+        folder = snapshot_dir() / when.strftime("%Y%m%d")
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{key}.jpg"
+        target.write_bytes(data)
+        path = str(target)
+    try:
+        with transaction.atomic():
+            event = TaskEvent.objects.create(
+                event_key=key,
+                task_id=task_id,
+                event_id=str(document.get("EventID", ""))[:64],
+                area_id=str(document.get("AreaID", ""))[:64],
+                event_time=when,
+                engine_id=str(document.get("EngineID", ""))[:63],
+                service_id=body.get("AlgoServiceID", "")[:128],
+                package_id=body.get("AlgoFilePackageID", "")[:40],
+                document=body,
+                snapshot_path=path,
+                snapshot_bytes=len(data),
+            )
+            targets = task.receive_urls(event.event_id) if task is not None else []
+            Delivery.objects.bulk_create([Delivery(event=event, target=url) for url in targets])
+    except IntegrityError:
+        return TaskEvent.objects.get(event_key=key), False
+    if task is None:
+        log.warning("event %s for unknown task %s kept without delivery", key, task_id)
+    return event, True
+
+
+def delivery_document(event: TaskEvent) -> dict[str, Any]:
+    document = dict(event.document)
+    if event.snapshot_path and Path(event.snapshot_path).exists():
+        document["Snapshot"] = base64.b64encode(Path(event.snapshot_path).read_bytes()).decode()
+        document.setdefault("SnapshotFormat", "jpeg")
+    return document
+
+
+def replay(delivery_ids: list[int] | None = None, event_key: str = "") -> int:
+    """Send dead (or any) deliveries again, from the admin or the API."""
+    queryset = Delivery.objects.all()
+    if delivery_ids is not None:
+        queryset = queryset.filter(pk__in=delivery_ids)
+    if event_key:
+        queryset = queryset.filter(event__event_key=event_key)
+    return queryset.update(
+        state="pending", next_attempt_at=timezone.now(), claimed_until=None, last_error=""
+    )

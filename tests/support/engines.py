@@ -1,0 +1,87 @@
+"""Runnable test packages (a stub engine) and helpers to drive services."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from services.models import Replica
+from services.runtime.base import ReplicaHandle
+from services.runtime.registry import get_runtime
+from tests.support import packages as pkg
+
+STUB = Path(__file__).resolve().parent / "stub_engine.py"
+
+
+def engine_manifest(**runtime: Any) -> bytes:
+    document = {
+        "Name": "stub-engine",
+        "Version": "1.0",
+        "Author": "tests",
+        "Bin": {"Type": "artifact", "LocalUri": "engine.py"},
+        "AlgoRuntime": {
+            "Cmd": f"{sys.executable} engine.py",
+            "Env": [
+                {"Name": "K1", "Value": "default-1"},
+                {"Name": "K2", "Value": ""},
+                {"Name": "LOG_LEVEL", "Value": "info"},
+            ],
+            "Xpu": [
+                {
+                    "Quota": 0.5,
+                    "Vendor": "NVIDIA",
+                    "Accelerator": "T4",
+                    "Capacities": {"Stream_Video_Quota": 3},
+                }
+            ],
+            **runtime,
+        },
+    }
+    return yaml.safe_dump(document).encode()
+
+
+class Engines:
+    """Pushes runnable packages (a stub engine) and talks to services."""
+
+    def __init__(self, api: Any, file_server: Any) -> None:
+        self.api = api
+        self.server = file_server
+
+    def package(self, package_id: str = "stub-1", **runtime: Any) -> str:
+        archive = pkg.tar_of(
+            {"algo.yaml": engine_manifest(**runtime), "engine.py": STUB.read_bytes()}, gz=True
+        )
+        url = self.server.add(f"{package_id}.tar.gz", archive.data)
+        response = self.api.post(
+            "/CAP/AlgoFilePackages",
+            {"AlgoFilePackageID": package_id, "Url": url, "MD5": archive.md5},
+        )
+        assert response.status_code == 200, response.body
+        detail = self.api.get(f"/CAP/AlgoFilePackages/{package_id}").body["Data"]
+        assert detail["Status"] == 2, detail
+        return package_id
+
+    def create(self, package_id: str = "stub-1", expect: int = 200, **body: Any) -> Any:
+        payload = {"Replicas": 1, "XpuType": "CPU", "AlgoFilePackageID": package_id, **body}
+        response = self.api.post("/CAP/AlgoServices", payload)
+        assert response.status_code == expect, response.body
+        return response.body
+
+    def detail(self, service_id: str) -> dict[str, Any]:
+        response = self.api.get(f"/CAP/AlgoServices/{service_id}")
+        assert response.status_code == 200, response.body
+        return response.body["Data"]
+
+
+def stop_all_replicas() -> None:
+    """Replicas are real processes: none may outlive its test."""
+    runtime = get_runtime("local")
+    for item in runtime.list_managed():
+        runtime.stop(item.handle, timeout_s=3)
+    for replica in Replica.objects.exclude(handle_ref=""):
+        get_runtime(replica.runtime).stop(
+            ReplicaHandle(runtime=replica.runtime, ref=replica.handle_ref), timeout_s=3
+        )
