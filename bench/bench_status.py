@@ -4,7 +4,8 @@
         .venv/bin/python bench/bench_status.py [--nodes 10] [--days 7]
 
 Builds a throw-away database (never the facility's own), fills it with
-NODES × DAYS of raw samples at the sampling cadence (one card per node), then
+NODES × DAYS of raw samples at the sampling cadence (one card per node, one
+algorithm service replica holding half of it and owning its GPU process), then
 prints, as ratios to a bare `SELECT 1` round-trip measured in the same run,
 the p50/p99 latency of /CAD/Status, /CAP/Status, /CCP/Cluster/Monitors and
 /CCP/Node/Monitors through the whole Django stack; and the sampler's CPU cost
@@ -100,16 +101,47 @@ def populate(nodes: int, days: float, cadence_s: int) -> list[int]:
                     period_s=cadence_s,
                     xpu_utilization=value,
                     xpu_memory_used_gb=8 * value,
+                    processes=[{"Pid": 1000 + number, "MemoryUsedGB": 8 * value, "Started": 0}],
                 )
             )
             if len(batch) >= 20_000:
                 ResourceSample.objects.bulk_create(batch)
                 batch = []
         ResourceSample.objects.bulk_create(batch)
+        add_service_replica(node, card, number)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE compute_resourcesample")
     return node_ids
+
+
+def add_service_replica(node, card, number: int) -> None:  # type: ignore[no-untyped-def]
+    """One algorithm service replica per node, holding half its card and
+    owning the GPU process of its samples, so AlgoServiceMonitors and
+    XpuUseDetails are part of what is measured."""
+    from algorithms.models import AlgoFilePackage
+    from services.choices import ReplicaState
+    from services.models import AlgoService, Replica
+
+    package, _ = AlgoFilePackage.objects.get_or_create(
+        package_id="bench-pkg", defaults={"url": "http://127.0.0.1:9/bench.tar"}
+    )
+    service, _ = AlgoService.objects.get_or_create(
+        service_id="svc-bench",
+        defaults={"package": package, "replicas": 10, "xpu_type": "NVIDIA_T4", "runtime": "local"},
+    )
+    Replica.objects.create(
+        service=service,
+        index=number,
+        name=f"svc-bench-{number}",
+        node=node,
+        card=card,
+        quota=0.5,
+        port=30000 + number,
+        runtime="local",
+        handle_ref=f"{1000 + number}:0",
+        state=ReplicaState.RUNNING,
+    )
 
 
 def main() -> None:
@@ -117,6 +149,11 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=10)
     parser.add_argument("--days", type=float, default=7)
     parser.add_argument("--repeat", type=int, default=200)
+    parser.add_argument(
+        "--keep-db",
+        action="store_true",
+        help="leave the filled database behind (to EXPLAIN queries against it)",
+    )
     args = parser.parse_args()
 
     setup_test_environment()
@@ -125,7 +162,10 @@ def main() -> None:
     try:
         run(args)
     finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
+        if args.keep_db:
+            print(f"kept database {connection.settings_dict['NAME']}")
+        else:
+            connection.creation.destroy_test_db(old_name, verbosity=0)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(
         "# bench_status\n\n```\n$ "

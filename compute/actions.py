@@ -19,6 +19,13 @@ from django.utils import timezone
 
 from compute.models import Cluster, Node, ResourceSample, XpuCard
 from compute.probes import Reading
+from compute.service_use import (
+    CardInfo,
+    ServiceMonitor,
+    ServiceUseIndex,
+    xpu_use_details,
+)
+from compute.service_use import build_index as build_service_index
 from facility.errors import Conflict, FacilityError, Invalid, NotFound
 
 NODE_NAME_RULE = re.compile(r"^(?!\d+$)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -272,6 +279,10 @@ class NodeStatus:
     memory_used_trend: Trend = field(default_factory=list)
     disk_used_trend: Trend = field(default_factory=list)
     cards: list[CardStatus] = field(default_factory=list)
+    # 表A.3 per service using the node's cards (filled when asked for)
+    services: list[ServiceMonitor] = field(default_factory=list)
+    # 表H.4 [{"AlgoServiceID", "XpuQuota"}] (filled when asked for)
+    xpu_use_details: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -287,30 +298,44 @@ class ClusterStatus:
     cpu_utilization_trend: Trend = field(default_factory=list)
     memory_used_trend: Trend = field(default_factory=list)
     disk_used_trend: Trend = field(default_factory=list)
+    services: list[ServiceMonitor] = field(default_factory=list)
 
     @property
     def cards(self) -> list[CardStatus]:
         return [card for node in self.nodes for card in node.cards]
 
 
-def _bucket_width_ms() -> int:
-    width_s = settings.FACILITY_TREND_WINDOW_S / settings.FACILITY_TREND_POINTS
-    return max(1000, int(width_s * 1000))
+@dataclass(frozen=True)
+class TrendWindow:
+    """How far back trends reach and in how many points (buckets)."""
+
+    seconds: float
+    points: int
+
+    @classmethod
+    def configured(cls) -> TrendWindow:
+        return cls(settings.FACILITY_TREND_WINDOW_S, settings.FACILITY_TREND_POINTS)
+
+    @property
+    def width_ms(self) -> int:
+        return max(1000, int(self.seconds / max(1, self.points) * 1000))
+
+    def start(self) -> datetime:
+        return timezone.now() - timedelta(seconds=self.seconds)
 
 
-def _trend(points: list[dict[str, Any]], metric: str, digits: int = 4) -> Trend:
+_METRICS = ("cpu", "memory", "disk", "xpu", "xpu_memory")
+
+
+def _trend(points: list[tuple[int, tuple[float | None, ...]]], metric: int, digits: int) -> Trend:
     """The §0 trend format: one single-entry object per bucket, keyed by the
-    bucket's start in ms, oldest first."""
-    ordered = sorted(points, key=lambda point: point["ms"])
-    return [
-        {str(point["ms"]): round(point[metric], digits)}
-        for point in ordered
-        if point[metric] is not None
-    ]
-
-
-def _window_start() -> datetime:
-    return timezone.now() - timedelta(seconds=settings.FACILITY_TREND_WINDOW_S)
+    bucket's start in ms, oldest first. `points` are (ms, metric values)."""
+    trend = []
+    for ms, values in sorted(points, key=lambda point: point[0]):
+        value = values[metric]
+        if value is not None:
+            trend.append({str(ms): round(value, digits)})
+    return trend
 
 
 class EpochMs(Func):
@@ -321,7 +346,8 @@ class EpochMs(Func):
     output_field = FloatField()
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        template = "(EXTRACT(EPOCH FROM %(expressions)s) * 1000)"
+        # date_part is double precision; EXTRACT is numeric (several times slower)
+        template = "(date_part('epoch', %(expressions)s) * 1000)"
         return self.as_sql(compiler, connection, template=template, **extra)
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
@@ -330,16 +356,16 @@ class EpochMs(Func):
         return self.as_sql(compiler, connection, template=template, **extra)
 
 
-def node_statuses(nodes: list[Node]) -> list[NodeStatus]:
-    """Current values (the newest sample, however old) and trends (the
-    configured window, averaged into buckets by the database) of each node
-    and its cards."""
-    if not nodes:
-        return []
-    node_ids = [node.pk for node in nodes]
-    width = _bucket_width_ms()
-    points = (
-        ResourceSample.objects.filter(node_id__in=node_ids, taken_at__gte=_window_start())
+Series = tuple[int, int | None]  # (node id, card id or None)
+
+
+def _trend_points(
+    node_ids: list[int], width: int, since: datetime
+) -> dict[Series, list[tuple[int, tuple[float | None, ...]]]]:
+    """Per series, the bucket means of the samples since `since`: one
+    grouped query over the (taken_at) index, whatever the number of nodes."""
+    rows = (
+        ResourceSample.objects.filter(node_id__in=node_ids, taken_at__gte=since)
         .annotate(bucket=Floor(EpochMs("taken_at") / Value(width)))
         .values("node_id", "card_id", "bucket")
         .annotate(
@@ -350,54 +376,126 @@ def node_statuses(nodes: list[Node]) -> list[NodeStatus]:
             xpu_memory=Avg("xpu_memory_used_gb"),
         )
         .order_by()
+        .values_list("node_id", "card_id", "bucket", *_METRICS)
     )
-    by_series: dict[tuple[int, int | None], list[dict[str, Any]]] = defaultdict(list)
-    for point in points:
-        point["ms"] = int(point["bucket"]) * width
-        by_series[(point["node_id"], point["card_id"])].append(point)
+    by_series: dict[Series, list[tuple[int, tuple[float | None, ...]]]] = defaultdict(list)
+    for node_id, card_id, bucket, *values in rows:
+        by_series[(node_id, card_id)].append((int(bucket) * width, tuple(values)))
+    return by_series
+
+
+_NEWEST_FIELDS = (
+    "cpu_utilization",
+    "memory_used_gb",
+    "disk_used_gb",
+    "xpu_utilization",
+    "xpu_memory_used_gb",
+)
+
+
+def _newest_samples(nodes: list[Node]) -> dict[Series, dict[str, Any]]:
+    """The newest sample of every series of `nodes`. A node's newest
+    reading was taken at its `last_seen_at` (its node row and card rows
+    share that time), so one lookup of those instants on the taken_at index
+    finds them all; a series that lookup misses (its newest row was merged
+    by the downsampler) falls back to a backward scan of its own index."""
+    wanted: set[Series] = set()
+    for node in nodes:
+        wanted.add((node.pk, None))
+        wanted.update((node.pk, card.pk) for card in node.cards.all() if card.is_present)
+    seen = {node.pk: node.last_seen_at for node in nodes if node.last_seen_at is not None}
+    newest: dict[Series, dict[str, Any]] = {}
+    if seen:
+        rows = (
+            ResourceSample.objects.filter(
+                node_id__in=list(seen), taken_at__in=sorted(set(seen.values()))
+            )
+            .order_by("pk")
+            .values("node_id", "card_id", "taken_at", *_NEWEST_FIELDS)
+        )
+        for row in rows:
+            if row["taken_at"] == seen[row["node_id"]]:
+                newest[(row["node_id"], row["card_id"])] = row
+    for node_id, card_id in wanted - set(newest):
+        row = (
+            ResourceSample.objects.filter(node_id=node_id, card_id=card_id)
+            .order_by("-taken_at", "-pk")
+            .values("node_id", "card_id", "taken_at", *_NEWEST_FIELDS)
+            .first()
+        )
+        if row is not None:
+            newest[(node_id, card_id)] = row
+    return newest
+
+
+def _node_statuses(
+    nodes: list[Node], *, monitors: bool, details: bool, window: TrendWindow | None = None
+) -> tuple[list[NodeStatus], ServiceUseIndex | None]:
+    if not nodes:
+        return [], None
+    node_ids = [node.pk for node in nodes]
+    window = window or TrendWindow.configured()
+    width = window.width_ms
+    since = window.start()
+    by_series = _trend_points(node_ids, width, since)
+    newest = _newest_samples(nodes)
     statuses = []
     for node in nodes:
         own = by_series.get((node.pk, None), [])
         status = NodeStatus(node=node, is_online=node.is_online)
-        newest = _newest(node.pk, None)
-        if newest is not None:
-            status.cpu_utilization = newest["cpu_utilization"] or 0.0
-            status.memory_used_gb = newest["memory_used_gb"] or 0.0
-            status.disk_used_gb = newest["disk_used_gb"] or 0.0
-        status.cpu_utilization_trend = _trend(own, "cpu")
-        status.memory_used_trend = _trend(own, "memory", 3)
-        status.disk_used_trend = _trend(own, "disk", 3)
+        sample = newest.get((node.pk, None))
+        if sample is not None:
+            status.cpu_utilization = sample["cpu_utilization"] or 0.0
+            status.memory_used_gb = sample["memory_used_gb"] or 0.0
+            status.disk_used_gb = sample["disk_used_gb"] or 0.0
+        status.cpu_utilization_trend = _trend(own, 0, 4)
+        status.memory_used_trend = _trend(own, 1, 3)
+        status.disk_used_trend = _trend(own, 2, 3)
         for card in node.cards.all():
             if not card.is_present:
                 continue
             series = by_series.get((node.pk, card.pk), [])
             card_status = CardStatus(card=card)
-            newest = _newest(node.pk, card.pk)
-            if newest is not None:
-                card_status.utilization = newest["xpu_utilization"] or 0.0
-                card_status.memory_used_gb = newest["xpu_memory_used_gb"] or 0.0
-            card_status.utilization_trend = _trend(series, "xpu")
-            card_status.memory_used_trend = _trend(series, "xpu_memory", 3)
+            sample = newest.get((node.pk, card.pk))
+            if sample is not None:
+                card_status.utilization = sample["xpu_utilization"] or 0.0
+                card_status.memory_used_gb = sample["xpu_memory_used_gb"] or 0.0
+            card_status.utilization_trend = _trend(series, 3, 4)
+            card_status.memory_used_trend = _trend(series, 4, 3)
             status.cards.append(card_status)
         statuses.append(status)
-    return statuses
+    index = None
+    if monitors:
+        cards = {
+            card.card.pk: CardInfo(
+                card.card.pk, status.node.pk, card.card.xpu_type, card.card.memory_gb
+            )
+            for status in statuses
+            for card in status.cards
+        }
+        index = build_service_index(node_ids, cards, since, width)
+        if index is not None:
+            for status in statuses:
+                status.services = index.monitors(card.card.pk for card in status.cards)
+    if details:
+        quotas = xpu_use_details(node_ids)
+        for status in statuses:
+            status.xpu_use_details = quotas.get(status.node.pk, [])
+    return statuses, index
 
 
-def _newest(node_id: int, card_id: int | None) -> dict[str, Any] | None:
-    """The newest sample of a series: one backward scan of the
-    (node, card, taken_at) index."""
-    return (
-        ResourceSample.objects.filter(node_id=node_id, card_id=card_id)
-        .order_by("-taken_at")
-        .values(
-            "cpu_utilization",
-            "memory_used_gb",
-            "disk_used_gb",
-            "xpu_utilization",
-            "xpu_memory_used_gb",
-        )
-        .first()
-    )
+def node_statuses(
+    nodes: list[Node],
+    *,
+    monitors: bool = True,
+    details: bool = False,
+    window: TrendWindow | None = None,
+) -> list[NodeStatus]:
+    """Current values (the newest sample, however old) and trends (the
+    configured window, averaged into buckets by the database) of each node
+    and its cards; with `monitors` the per-service use of its cards (表A.3),
+    with `details` the card quota its services hold (表H.4)."""
+    return _node_statuses(nodes, monitors=monitors, details=details, window=window)[0]
 
 
 def node_status(node: Node) -> NodeStatus:
@@ -408,11 +506,13 @@ def local_node_status() -> NodeStatus:
     return node_status(ensure_local_node())
 
 
-def cluster_status(cluster: Cluster) -> ClusterStatus:
+def cluster_status(
+    cluster: Cluster, *, monitors: bool = True, window: TrendWindow | None = None
+) -> ClusterStatus:
     """Totals over every node of the cluster; use (current and trends) over
     the nodes that report, since an offline node's use is unknown."""
     nodes = list(cluster.nodes.prefetch_related("cards").order_by("pk"))
-    statuses = node_statuses(nodes)
+    statuses, index = _node_statuses(nodes, monitors=monitors, details=False, window=window)
     result = ClusterStatus(cluster=cluster, nodes=statuses)
     result.cpu_cores = sum(node.cpu_cores for node in nodes)
     result.memory_gb = sum(node.memory_gb for node in nodes)
@@ -430,6 +530,8 @@ def cluster_status(cluster: Cluster) -> ClusterStatus:
     )
     result.memory_used_trend = _combine_trends([(s.memory_used_trend, 1) for s in statuses])
     result.disk_used_trend = _combine_trends([(s.disk_used_trend, 1) for s in statuses])
+    if index is not None:
+        result.services = index.monitors(card.card.pk for card in result.cards)
     return result
 
 
@@ -450,10 +552,11 @@ def _combine_trends(trends: list[tuple[Trend, int]], weighted: bool = False) -> 
     return points
 
 
-def all_node_statuses() -> list[NodeStatus]:
+def all_node_statuses(*, monitors: bool = False, details: bool = True) -> list[NodeStatus]:
+    """Every node (表27 needs no per-service monitors, only the quotas)."""
     ensure_local_node()
     nodes = list(Node.objects.select_related("cluster").prefetch_related("cards").order_by("pk"))
-    return node_statuses(nodes)
+    return node_statuses(nodes, monitors=monitors, details=details)
 
 
 # --- keeping the sample table small -----------------------------------------

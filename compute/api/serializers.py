@@ -18,6 +18,7 @@ from rest_framework import serializers
 from compute.actions import CardStatus, ClusterStatus, NodeStatus
 from compute.choices import CPU_ONLY_XPU_TYPE, CpuArch
 from compute.models import Node
+from compute.service_use import ServiceMonitor
 from facility.api.fields import (
     EnumField,
     StrictFloatField,
@@ -54,15 +55,21 @@ class XpuMonitorInfo(serializers.Serializer):
 
 
 class AlgoServiceMonitor(serializers.Serializer):
-    """表A.3, one per running algorithm service (empty until services run)"""
+    """表A.3, one per algorithm service whose live replicas hold one of the
+    cards reported or run GPU processes on them"""
 
     AlgoFilePackageID = serializers.CharField(max_length=40)
-    XpuMemory = serializers.IntegerField(help_text="GB", required=False)
-    XpuMemoryUsed = serializers.FloatField(help_text="GB", required=False)
+    XpuMemory = serializers.IntegerField(
+        help_text="GB, total memory of the cards the service uses (as the example carries)"
+    )
+    XpuMemoryUsed = serializers.FloatField(help_text="GB, GPU memory of the service's processes")
     XpuMemoryUsedList = trend_field("GB")
-    XpuUtilization = serializers.FloatField(help_text="ratio 0..1")
+    XpuUtilization = serializers.FloatField(
+        help_text="ratio 0..1: each card's utilisation times the service's share of the "
+        "memory the card's processes hold, averaged over the service's cards"
+    )
     XpuUtilizationList = trend_field("ratio 0..1")
-    XpuType = serializers.CharField(max_length=20)
+    XpuType = serializers.CharField(max_length=20, help_text="type of the service's card")
 
 
 class _Usage(serializers.Serializer):
@@ -77,7 +84,7 @@ class _Usage(serializers.Serializer):
     DiskUsedList = trend_field("GB")
     XpuMonitors = XpuMonitorInfo(many=True)
     AlgoServiceMonitors = AlgoServiceMonitor(
-        many=True, help_text="per algorithm service; empty until services run"
+        many=True, help_text="per algorithm service using the cards reported here"
     )
 
 
@@ -122,10 +129,12 @@ class BasicInfo(serializers.Serializer):
 
 
 class XpuUseDetail(serializers.Serializer):
-    """表H.4 (empty until services run)"""
+    """表H.4, one per algorithm service with live replicas on the node"""
 
     AlgoServiceID = serializers.CharField(max_length=128)
-    XpuQuota = serializers.FloatField()
+    XpuQuota = serializers.FloatField(
+        help_text="card share its live replicas on this node hold, summed (1 = a whole card)"
+    )
 
 
 class OpsInfo(serializers.Serializer):
@@ -254,10 +263,6 @@ class NodeRecord(serializers.Serializer):
         return node.agent_client.name if node.agent_client_id else ""  # type: ignore[union-attr]
 
 
-class NodeRecordList(serializers.ListSerializer):
-    child = NodeRecord()
-
-
 # --- building Data ------------------------------------------------------------
 
 
@@ -282,6 +287,18 @@ def xpu_monitor(card: CardStatus) -> dict[str, Any]:
     }
 
 
+def algo_service_monitor(monitor: ServiceMonitor) -> dict[str, Any]:
+    return {
+        "AlgoFilePackageID": monitor.package_id,
+        "XpuMemory": round(monitor.memory_gb),
+        "XpuMemoryUsed": _gb(monitor.memory_used_gb),
+        "XpuMemoryUsedList": monitor.memory_used_trend,
+        "XpuUtilization": round(monitor.utilization, 4),
+        "XpuUtilizationList": monitor.utilization_trend,
+        "XpuType": monitor.xpu_type,
+    }
+
+
 def _usage(status: NodeStatus | ClusterStatus, cores: int, memory: float, disk: float) -> dict:
     cards = status.cards
     return {
@@ -295,8 +312,7 @@ def _usage(status: NodeStatus | ClusterStatus, cores: int, memory: float, disk: 
         "DiskUsed": _gb(status.disk_used_gb),
         "DiskUsedList": status.disk_used_trend,
         "XpuMonitors": [xpu_monitor(card) for card in cards],
-        # per-service use needs algorithm services, which do not exist yet
-        "AlgoServiceMonitors": [],
+        "AlgoServiceMonitors": [algo_service_monitor(m) for m in status.services],
     }
 
 
@@ -360,8 +376,7 @@ def cap_status(statuses: list[NodeStatus]) -> dict[str, Any]:
                 "XpuUse": round(100.0 * xpu_use, 2),
                 "MemoryUse": _percent(status.memory_used_gb, node.memory_gb),
                 "DiskUsed": _percent(status.disk_used_gb, node.disk_gb),
-                # card quotas per service need algorithm services (not yet built)
-                "XpuUseDetails": [],
+                "XpuUseDetails": status.xpu_use_details,
                 "IsOnline": status.is_online,
             }
         )

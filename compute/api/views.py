@@ -93,7 +93,8 @@ class NodesView(ContractView):
     """Node REST API: GET and POST /api/compute/nodes"""
 
     @contract_schema(
-        response=s.NodeRecordList,
+        response=s.NodeRecord,
+        many=True,
         name="NodeListResponse",
         summary="list the nodes (query parameter ClusterCode filters)",
         operation_id="compute_nodes_list",

@@ -5,7 +5,7 @@ sampler and the node agent use. Only `nvml.py` imports pynvml."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 GIB = 1024**3
 
@@ -18,8 +18,10 @@ class CardReading:
     memory_gb: float
     memory_used_gb: float
     utilization: float  # ratio 0..1
-    # GPU memory per process: [{"Pid": 123, "MemoryUsedGB": 0.5}]
-    processes: list[dict[str, float | int]] = field(default_factory=list)
+    # GPU memory per process: [{"Pid": 123, "MemoryUsedGB": 0.5}], plus what
+    # identifies its owner where known ("Started", "Parents", "Container":
+    # probes/owners.py)
+    processes: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

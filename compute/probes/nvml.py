@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from compute.probes import GIB, CardReading, Reading
+from compute.probes.owners import process_owner
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,9 @@ class NvmlProbe:
             processes=self._processes(handle),
         )
 
-    def _processes(self, handle: Any) -> list[dict[str, float | int]]:
+    def _processes(self, handle: Any) -> list[dict[str, Any]]:
+        """GPU memory per process, with what identifies the process's owner
+        (probes/owners.py) so the monitors can map it to a service later."""
         assert pynvml is not None
         used: dict[int, float] = {}
         for query in (
@@ -123,7 +126,10 @@ class NvmlProbe:
                 # usedGpuMemory is None where the driver hides it (containers, WDDM)
                 memory = getattr(process, "usedGpuMemory", None) or 0
                 used[int(process.pid)] = max(used.get(int(process.pid), 0.0), memory / GIB)
-        return [{"Pid": pid, "MemoryUsedGB": gb} for pid, gb in sorted(used.items())]
+        return [
+            {"Pid": pid, "MemoryUsedGB": gb, **process_owner(pid)}
+            for pid, gb in sorted(used.items())
+        ]
 
     def close(self) -> None:
         if self._initialised and pynvml is not None:

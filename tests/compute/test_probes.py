@@ -52,7 +52,8 @@ def test_nvml_probe_reads_every_card_through_pynvml(fake_gpus) -> None:
     assert first.memory_gb == pytest.approx(16) and first.memory_used_gb == pytest.approx(4)
     assert first.utilization == pytest.approx(0.5)
     # a process listed as compute and graphics counts once; hidden memory is 0
-    assert first.processes == [{"Pid": 100, "MemoryUsedGB": 1.0}, {"Pid": 200, "MemoryUsedGB": 0.0}]
+    # (with what identifies each one's owner when it runs here: probes/owners.py)
+    assert [(p["Pid"], p["MemoryUsedGB"]) for p in first.processes] == [(100, 1.0), (200, 0.0)]
     assert second.xpu_type == "NVIDIA_A2" and second.utilization == 0.0
     assert reading.xpu_note == ""
     assert fake.initialised == 1 and fake.shutdowns == 1

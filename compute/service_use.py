@@ -1,0 +1,337 @@
+"""Per-service use of the cards: AlgoServiceMonitors (表A.3) and
+XpuUseDetails (表H.4), from stored rows only.
+
+- XpuUseDetails come from Replica rows: per node, per service, the sum of
+  the quota its live replicas (ReplicaState.live()) hold there.
+- AlgoServiceMonitors come from the card samples: each GPU process of a
+  sample (`ResourceSample.processes`) is mapped to the live replica on the
+  same node that owns it (`replica_owns`), and the service's use of a card is
+  the GPU memory of its processes; NVML reports utilisation per card only, so
+  a service's share of a card's utilisation is its share of the memory the
+  card's processes hold. A service whose replicas hold a card but show no GPU
+  process there appears with zeros.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+# started times closer than this are the same process (the handle keeps 2 decimals)
+_START_TOLERANCE_S = 1.0
+_MIN_CONTAINER_ID = 12
+
+Trend = list[dict[str, float]]
+
+
+@dataclass(frozen=True)
+class ReplicaRef:
+    """What the mapping needs of a Replica row."""
+
+    service_id: str
+    package_id: str
+    xpu_type: str
+    node_id: int
+    card_id: int | None
+    runtime: str
+    handle_ref: str
+
+
+def _local_ref(handle_ref: str) -> tuple[int, float | None] | None:
+    """A local runtime's "pid:starttime" (or a bare pid) → (pid, start)."""
+    head, _, tail = handle_ref.partition(":")
+    if not head.isdigit():
+        return None
+    try:
+        start = float(tail) if tail else None
+    except ValueError:
+        start = None
+    return int(head), start
+
+
+def _is_container_id(text: str) -> bool:
+    return len(text) >= _MIN_CONTAINER_ID and all(c in "0123456789abcdef" for c in text)
+
+
+def replica_owns(runtime: str, handle_ref: str, process: Mapping[str, Any]) -> bool:
+    """Whether the GPU process of a sample belongs to the replica with this
+    runtime and handle. A local replica's handle is "pid:starttime" of its
+    engine: the engine itself (same pid, same start time when both are known)
+    or any process descending from it. A docker replica's handle is its
+    container id: any process in that container (ids compare by prefix, so
+    short ids work too)."""
+    ref = handle_ref.strip().lower()
+    if not ref:
+        return False
+    local = _local_ref(ref) if runtime != "docker" else None
+    if local is not None:
+        pid, start = local
+        if process.get("Pid") == pid:
+            started = process.get("Started")
+            return start is None or started is None or abs(started - start) < _START_TOLERANCE_S
+        return pid in (process.get("Parents") or ())
+    container = str(process.get("Container") or "").lower()
+    if runtime != "local" and _is_container_id(ref) and _is_container_id(container):
+        return container.startswith(ref) or ref.startswith(container)
+    return False
+
+
+def owner_of(process: Mapping[str, Any], replicas: Iterable[ReplicaRef]) -> ReplicaRef | None:
+    for replica in replicas:
+        if replica_owns(replica.runtime, replica.handle_ref, process):
+            return replica
+    return None
+
+
+def live_replicas(node_ids: list[int]) -> list[ReplicaRef]:
+    from services.choices import ReplicaState
+    from services.models import Replica
+
+    rows = (
+        Replica.objects.filter(node_id__in=node_ids, state__in=ReplicaState.live())
+        .order_by("service_id", "index")
+        .values_list(
+            "service_id",
+            "service__package_id",
+            "service__xpu_type",
+            "node_id",
+            "card_id",
+            "runtime",
+            "handle_ref",
+        )
+    )
+    return [ReplicaRef(*row) for row in rows]
+
+
+def xpu_use_details(node_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """表H.4 per node: [{"AlgoServiceID", "XpuQuota"}], the quota summed over
+    the service's live replicas on that node, ordered by AlgoServiceID."""
+    from django.db.models import Sum
+
+    from services.choices import ReplicaState
+    from services.models import Replica
+
+    rows = (
+        Replica.objects.filter(node_id__in=node_ids, state__in=ReplicaState.live())
+        .values("node_id", "service_id")
+        .annotate(quota=Sum("quota"))
+        .order_by("node_id", "service_id")
+    )
+    details: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        details[row["node_id"]].append(
+            {"AlgoServiceID": row["service_id"], "XpuQuota": round(row["quota"] or 0.0, 4)}
+        )
+    return details
+
+
+# --- AlgoServiceMonitors ------------------------------------------------------
+
+
+@dataclass
+class CardUse:
+    """One service's use of one card: now and per trend bucket."""
+
+    memory_used_gb: float = 0.0
+    utilization: float = 0.0
+    # bucket start ms -> [memory sum, utilisation sum, samples]
+    buckets: dict[int, list[float]] = field(default_factory=dict)
+
+
+@dataclass
+class ServiceMonitor:
+    """表A.3 of one service over a set of cards (a node's or a cluster's)."""
+
+    service_id: str
+    package_id: str
+    xpu_type: str
+    memory_gb: float = 0.0
+    memory_used_gb: float = 0.0
+    utilization: float = 0.0
+    memory_used_trend: Trend = field(default_factory=list)
+    utilization_trend: Trend = field(default_factory=list)
+
+
+@dataclass
+class CardInfo:
+    card_id: int
+    node_id: int
+    xpu_type: str
+    memory_gb: float
+
+
+class _Owners:
+    """owner_of, remembered per node and process identity: the same
+    processes appear in sample after sample."""
+
+    def __init__(self, by_node: dict[int, list[ReplicaRef]]) -> None:
+        self.by_node = by_node
+        self.known: dict[tuple[Any, ...], str | None] = {}
+
+    def service_of(self, node_id: int, process: Mapping[str, Any]) -> str | None:
+        parents = process.get("Parents")
+        key = (
+            node_id,
+            process.get("Pid"),
+            process.get("Started"),
+            tuple(parents) if parents else (),
+            process.get("Container"),
+        )
+        try:
+            return self.known[key]
+        except KeyError:
+            owner = owner_of(process, self.by_node.get(node_id, ()))
+            service_id = owner.service_id if owner is not None else None
+            self.known[key] = service_id
+            return service_id
+
+
+def _shares(
+    processes: list[Mapping[str, Any]], node_id: int, owners: _Owners
+) -> dict[str, tuple[float, float]]:
+    """service id -> (GPU memory GB of its processes, share of the card's
+    process memory) for one card sample."""
+    memory: dict[str, float] = defaultdict(float)
+    count: dict[str, int] = defaultdict(int)
+    total = 0.0
+    for process in processes:
+        used = float(process.get("MemoryUsedGB") or 0.0)
+        total += used
+        service_id = owners.service_of(node_id, process)
+        if service_id is not None:
+            memory[service_id] += used
+            count[service_id] += 1
+    result = {}
+    for service_id in count:
+        # where the driver hides memory (containers), share by process count
+        share = memory[service_id] / total if total > 0 else count[service_id] / len(processes)
+        result[service_id] = (memory[service_id], share)
+    return result
+
+
+class ServiceUseIndex:
+    """The per (service, card) use of a set of nodes, built from the newest
+    card samples and the card samples of the trend window."""
+
+    def __init__(self, replicas: list[ReplicaRef], cards: dict[int, CardInfo]) -> None:
+        self.replicas = replicas
+        self.cards = cards
+        self.by_node: dict[int, list[ReplicaRef]] = defaultdict(list)
+        self.services: dict[str, ReplicaRef] = {}
+        self.use: dict[tuple[str, int], CardUse] = {}
+        self.owners = _Owners(self.by_node)
+        # service ids holding each card (listed with zeros when idle)
+        self.holders: dict[int, set[str]] = defaultdict(set)
+        for replica in replicas:
+            self.by_node[replica.node_id].append(replica)
+            self.services.setdefault(replica.service_id, replica)
+            if replica.card_id is not None and replica.card_id in cards:
+                # holding a card: listed, with zeros until a process shows up
+                self.use.setdefault((replica.service_id, replica.card_id), CardUse())
+                self.holders[replica.card_id].add(replica.service_id)
+
+    def add_current(self, card_id: int, utilization: float, processes: list[Any]) -> None:
+        card = self.cards.get(card_id)
+        if card is None:
+            return
+        for service_id, (memory, share) in _shares(processes, card.node_id, self.owners).items():
+            use = self.use.setdefault((service_id, card_id), CardUse())
+            use.memory_used_gb = memory
+            use.utilization = utilization * share
+
+    def add_sample(
+        self, card_id: int, bucket_ms: int, utilization: float, processes: list[Any]
+    ) -> None:
+        card = self.cards.get(card_id)
+        if card is None:
+            return
+        shares = _shares(processes, card.node_id, self.owners) if processes else {}
+        for service_id in self.holders.get(card_id, ()):
+            shares.setdefault(service_id, (0.0, 0.0))  # holds the card, no process: zero
+        for service_id, (memory, share) in shares.items():
+            use = self.use.setdefault((service_id, card_id), CardUse())
+            point = use.buckets.setdefault(bucket_ms, [0.0, 0.0, 0])
+            point[0] += memory
+            point[1] += utilization * share
+            point[2] += 1
+
+    def monitors(self, card_ids: Iterable[int]) -> list[ServiceMonitor]:
+        """One monitor per service using any of `card_ids`, by AlgoServiceID:
+        memory summed over its cards, utilisation the mean over its cards."""
+        wanted = set(card_ids)
+        grouped: dict[str, list[tuple[CardInfo, CardUse]]] = defaultdict(list)
+        for (service_id, card_id), use in sorted(self.use.items()):
+            if card_id in wanted:
+                grouped[service_id].append((self.cards[card_id], use))
+        result = []
+        for service_id, uses in sorted(grouped.items()):
+            replica = self.services.get(service_id)
+            monitor = ServiceMonitor(
+                service_id=service_id,
+                package_id=replica.package_id if replica else "",
+                xpu_type=uses[0][0].xpu_type,
+                memory_gb=sum(card.memory_gb for card, _ in uses),
+                memory_used_gb=sum(use.memory_used_gb for _, use in uses),
+                utilization=sum(use.utilization for _, use in uses) / len(uses),
+            )
+            memory: dict[int, float] = defaultdict(float)
+            utilization: dict[int, list[float]] = defaultdict(list)
+            for _, use in uses:
+                for bucket, (mem_sum, util_sum, samples) in use.buckets.items():
+                    memory[bucket] += mem_sum / samples
+                    utilization[bucket].append(util_sum / samples)
+            for bucket in sorted(memory):
+                values = utilization[bucket]
+                monitor.memory_used_trend.append({str(bucket): round(memory[bucket], 3)})
+                monitor.utilization_trend.append({str(bucket): round(sum(values) / len(values), 4)})
+            result.append(monitor)
+        return result
+
+
+def build_index(
+    node_ids: list[int],
+    cards: dict[int, CardInfo],
+    window_start: datetime,
+    bucket_width_ms: int,
+) -> ServiceUseIndex | None:
+    """Reads the live replicas of `node_ids` and, when there are any, the
+    card samples that say what their processes use (the newest of each card
+    and those of the trend window). None when no service runs there."""
+    from compute.models import ResourceSample
+
+    replicas = live_replicas(node_ids)
+    if not replicas:
+        return None
+    index = ServiceUseIndex(replicas, cards)
+    nodes_with_replicas = {replica.node_id for replica in replicas}
+    card_ids = [card_id for card_id, card in cards.items() if card.node_id in nodes_with_replicas]
+    if not card_ids:
+        return index
+    for card_id in card_ids:
+        newest = (
+            ResourceSample.objects.filter(node_id=cards[card_id].node_id, card_id=card_id)
+            .order_by("-taken_at")
+            .values_list("xpu_utilization", "processes")
+            .first()
+        )
+        if newest is not None:
+            index.add_current(card_id, newest[0] or 0.0, newest[1] or [])
+    from django.db.models import Value
+    from django.db.models.functions import Floor
+
+    from compute.actions import EpochMs
+
+    window = (
+        ResourceSample.objects.filter(card_id__in=card_ids, taken_at__gte=window_start)
+        .annotate(bucket=Floor(EpochMs("taken_at") / Value(bucket_width_ms)))
+        .order_by()
+        .values_list("card_id", "bucket", "xpu_utilization", "processes")
+    )
+    for card_id, bucket, utilization, processes in window:
+        index.add_sample(
+            card_id, int(bucket) * bucket_width_ms, utilization or 0.0, processes or []
+        )
+    return index
