@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 import requests
 from urllib3.exceptions import HTTPError as TransportError
 
+from facility.netpolicy import check_url_resolved
+
 log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
@@ -95,6 +97,10 @@ class HttpDownloader:
         )
 
     def _attempt(self, url: str, dest: Path, limits: FetchLimits, progress: Progress) -> Fetched:
+        try:
+            check_url_resolved(url)
+        except PermissionError as error:
+            raise DownloadError(str(error), permanent=True) from None
         have = dest.stat().st_size if dest.exists() else 0
         # the file's own bytes: a server's on-the-fly compression would change
         # the MD5 and the byte offsets a resume counts on

@@ -25,10 +25,16 @@ class Loop:
 
 
 LOOPS = [
+    Loop(
+        "registration",
+        "facility.registration.keep_registered",
+        lambda: settings.PLATFORM_HEARTBEAT_S,
+    ),
     Loop("sampler", "compute.jobs.sample_local_node", lambda: settings.FACILITY_SAMPLE_INTERVAL_S),
     Loop("reconciler", "services.jobs.reconcile_services", lambda: settings.RECONCILE_INTERVAL_S),
     Loop("tasks", "tasks.jobs.reconcile_tasks", lambda: settings.RECONCILE_INTERVAL_S),
     Loop("delivery", "tasks.jobs.deliver_due", lambda: settings.DELIVERY_INTERVAL_S),
+    Loop("ccp", "ccp.jobs.reconcile_workloads", lambda: settings.RECONCILE_INTERVAL_S),
 ]
 
 

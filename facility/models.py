@@ -14,6 +14,11 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class ClientScope(models.TextChoices):
+    FULL = "full", "full: the platform"
+    READ = "read", "read-only: auditors, dashboards"
+
+
 class PlatformClientQuerySet(models.QuerySet["PlatformClient"]):
     def active(self) -> PlatformClientQuerySet:
         return self.filter(revoked_at__isnull=True, user__is_active=True)
@@ -39,6 +44,10 @@ class PlatformClient(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    scope = models.CharField(max_length=8, choices=ClientScope.choices, default=ClientScope.FULL)
+    rate_per_minute = models.PositiveIntegerField(
+        default=0, help_text="requests a minute this client may make (0: the default)"
+    )
 
     objects = PlatformClientQuerySet.as_manager()
 
@@ -56,3 +65,45 @@ class PlatformClient(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class AuditRecord(models.Model):
+    """One mutating call to the facility's interfaces: who, when, which URI,
+    the request ID and the outcome (beside the per-model history)."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    client = models.CharField(max_length=150, blank=True, db_index=True)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=512, db_index=True)
+    request_id = models.CharField(max_length=128, blank=True, db_index=True)
+    status = models.PositiveSmallIntegerField()
+    code = models.CharField(max_length=16, blank=True)
+    message = models.CharField(max_length=512, blank=True)
+    remote_addr = models.CharField(max_length=64, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "audit record"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.client} {self.method} {self.path} {self.status}"
+
+
+class PlatformRegistration(models.Model):
+    """The facility's registration with its platform (§7.1.1 a, §7.2.3):
+    one row, kept by the registration loop."""
+
+    platform_url = models.CharField(max_length=1024)
+    registered = models.BooleanField(default=False)
+    registered_at = models.DateTimeField(null=True, blank=True)
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=512, blank=True)
+    platform_answer = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        verbose_name = "platform registration"
+
+    def __str__(self) -> str:
+        return f"{self.platform_url}: {'registered' if self.registered else 'not registered'}"

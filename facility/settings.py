@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "compute",
     "services",
     "tasks",
+    "ccp",
 ]
 
 MIDDLEWARE = [
@@ -46,6 +47,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "facility.audit_log.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
@@ -122,7 +124,8 @@ REST_FRAMEWORK = {
         "facility.api.parsers.PlainTextJSONParser",
     ],
     "DEFAULT_AUTHENTICATION_CLASSES": ["facility.api.auth.PlatformTokenAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["facility.api.permissions.PlatformScopePermission"],
+    "DEFAULT_THROTTLE_CLASSES": ["facility.api.throttling.ClientRateThrottle"],
     "EXCEPTION_HANDLER": "facility.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "facility.api.schema.ContractAutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -172,6 +175,19 @@ REPLICA_MAX_RESTARTS_PER_10MIN = env_int("FACILITY_REPLICA_MAX_RESTARTS", 5, min
 RECONCILE_INTERVAL_S = env_float("FACILITY_RECONCILE_INTERVAL_S", 5, minimum=0.5)
 # Where engines post their events (the facility's own intake)
 PUBLIC_URL = env_str("FACILITY_PUBLIC_URL", "http://127.0.0.1:8000")
+
+# --- the platform: registration and access ------------------------------------
+PLATFORM_URL = env_str("FACILITY_PLATFORM_URL", "")  # empty: standalone
+PLATFORM_REGISTER_PATH = env_str("FACILITY_PLATFORM_REGISTER_PATH", "/CAP/Register")
+PLATFORM_HEARTBEAT_PATH = env_str("FACILITY_PLATFORM_HEARTBEAT_PATH", "/CAP/Heartbeat")
+PLATFORM_HEARTBEAT_S = env_float("FACILITY_PLATFORM_HEARTBEAT_S", 30, minimum=1)
+PLATFORM_TOKEN = env_str("FACILITY_PLATFORM_TOKEN", "")
+PLATFORM_ROLE = env_str("FACILITY_PLATFORM_ROLE", "CAP")
+FACILITY_ID = env_str("FACILITY_ID", "")
+RATE_PER_MINUTE = env_int("FACILITY_RATE_PER_MINUTE", 6000, minimum=0)
+# where the facility may connect to (downloads, deliveries): CIDR lists
+DENY_NETWORKS = env_list("FACILITY_DENY_NETWORKS", "169.254.0.0/16,fe80::/10,0.0.0.0/32")
+ALLOW_NETWORKS = env_list("FACILITY_ALLOW_NETWORKS", "")
 
 # --- analysis tasks and result delivery ------------------------------------------
 RESULT_HMAC_SECRET = env_str("FACILITY_RESULT_HMAC_SECRET", "")

@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("compute.api.urls")),
     path("", include("services.api.urls")),
     path("", include("tasks.api.urls")),
+    path("", include("ccp.api.urls")),
 ]
 
 handler400 = "facility.api.errors.handler400"

@@ -11,6 +11,8 @@ from algorithms.choices import ExecKind
 from algorithms.models import AlgoFilePackage
 from facility.api.fields import EnumField, text
 from facility.api.serializers import ContractSerializer, PageRequestSerializer
+from facility.errors import Invalid
+from facility.netpolicy import check_url_literal
 
 _HEX = set("0123456789abcdefABCDEF")
 
@@ -25,6 +27,10 @@ def check_url(value: str) -> str:
     scheme = value.split("://", 1)[0].lower() if "://" in value else ""
     if scheme not in ("http", "https") or len(value) <= len(scheme) + 3:
         raise serializers.ValidationError("must be an http:// or https:// URL")
+    try:
+        check_url_literal(value, "Url")
+    except Invalid as error:
+        raise serializers.ValidationError(error.message) from None
     return value
 
 

@@ -25,7 +25,7 @@ def code_type_of(view: Any) -> type:
 def make_envelope(
     code: int, message: str, request_id: str, code_type: type, data: Any = None
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {"Code": code_value(code, code_type), "Message": message}
+    body: dict[str, Any] = {"Code": code_value(code, code_type), "Message": message[:1024]}
     if data is not None:
         body["Data"] = data
     body["RequestID"] = request_id

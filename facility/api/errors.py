@@ -58,10 +58,27 @@ def flatten_errors(detail: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
         yield prefix, str(detail)
 
 
+MAX_MESSAGE = 1024  # the standard's limit on Message
+
+
 def validation_message(detail: Any) -> tuple[str, list[dict[str, str]]]:
+    """'Field: rule; Field: rule', cut to the standard's 1024 characters with
+    a count of what Data.Errors holds beyond it."""
     pairs = list(flatten_errors(detail))
-    message = "; ".join(f"{field}: {text}" if field else text for field, text in pairs)
-    return message or "invalid request", [{"Field": f, "Message": t} for f, t in pairs]
+    parts = [f"{field}: {text}" if field else text for field, text in pairs]
+    message = "; ".join(parts)
+    if len(message) > MAX_MESSAGE:
+        kept: list[str] = []
+        for part in parts:
+            more = f"; and {len(parts) - len(kept) - 1} more in Data.Errors"
+            if len("; ".join([*kept, part])) + len(more) > MAX_MESSAGE:
+                break
+            kept.append(part)
+        rest = len(parts) - len(kept)
+        head = "; ".join(kept) if kept else parts[0][: MAX_MESSAGE - 40]
+        message = f"{head}; and {rest - (0 if kept else 1)} more in Data.Errors"
+    errors = [{"Field": f, "Message": t} for f, t in pairs]
+    return message or "invalid request", errors
 
 
 def _classify(exc: Exception) -> tuple[int, int, str, Any] | None:
@@ -109,15 +126,20 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
+# URIs whose tables give Code as a String (INTERFACES.md §0)
+STRING_CODE_PREFIXES = ("/CCP/", "/CAD/Machine/")
+
+
 def _plain_error(request: HttpRequest, status: int, code: int, message: str) -> JsonResponse:
+    code_type = str if request.path.startswith(STRING_CODE_PREFIXES) else int
     return JsonResponse(
-        make_envelope(code, message, request_id_of(request), int),
+        make_envelope(code, message, request_id_of(request), code_type),
         status=status,
         json_dumps_params={"ensure_ascii": False},
     )
 
 
-API_PREFIXES = ("/CAD/", "/CCP/", "/CAP/", "/api/")
+API_PREFIXES = ("/CAD/", "/CCP/", "/CAP/", "/api/", "/internal/")
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

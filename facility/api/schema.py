@@ -53,7 +53,8 @@ def envelope(
         "RequestID": serializers.CharField(max_length=128),
     }
     if data is not None:
-        attrs["Data"] = data(many=many)
+        # error answers carry Data only for validation failures
+        attrs["Data"] = data(many=many, required=data is not _ErrorData)
     return type(name, (serializers.Serializer,), attrs)
 
 

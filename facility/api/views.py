@@ -27,9 +27,14 @@ class ContractView(APIView):
             request.META["CONTENT_TYPE"] = "application/json"
         return super().initialize_request(request, *args, **kwargs)
 
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        from facility.registration import check_registered
+
+        check_registered(request.path)
+
     def body(self, request: Request, serializer_class: type[S], **context: Any) -> dict[str, Any]:
         """Validate the request body; a failure raises the 400 envelope."""
-        data = request.data if request.data is not None else {}
-        serializer = serializer_class(data=data, context={"request": request, **context})
+        serializer = serializer_class(data=request.data, context={"request": request, **context})
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
