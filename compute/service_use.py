@@ -14,6 +14,7 @@ XpuUseDetails (表H.4), from stored rows only.
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -137,7 +138,7 @@ class CardUse:
 
     memory_used_gb: float = 0.0
     utilization: float = 0.0
-    # bucket start ms -> [memory sum, utilisation sum, samples]
+    # bucket start ms -> [memory sum, utilisation sum] over the card's samples
     buckets: dict[int, list[float]] = field(default_factory=dict)
 
 
@@ -223,6 +224,8 @@ class ServiceUseIndex:
         self.services: dict[str, ReplicaRef] = {}
         self.use: dict[tuple[str, int], CardUse] = {}
         self.owners = _Owners(self.by_node)
+        # (card id, bucket start ms) -> samples of the card in that bucket
+        self.samples: dict[tuple[int, int], int] = defaultdict(int)
         # service ids holding each card (listed with zeros when idle)
         self.holders: dict[int, set[str]] = defaultdict(set)
         for replica in replicas:
@@ -248,15 +251,18 @@ class ServiceUseIndex:
         card = self.cards.get(card_id)
         if card is None:
             return
+        self.samples[(card_id, bucket_ms)] += 1
         shares = _shares(processes, card.node_id, self.owners) if processes else {}
-        for service_id in self.holders.get(card_id, ()):
-            shares.setdefault(service_id, (0.0, 0.0))  # holds the card, no process: zero
         for service_id, (memory, share) in shares.items():
-            use = self.use.setdefault((service_id, card_id), CardUse())
-            point = use.buckets.setdefault(bucket_ms, [0.0, 0.0, 0])
-            point[0] += memory
-            point[1] += utilization * share
-            point[2] += 1
+            self.add_use(service_id, card_id, bucket_ms, memory, utilization * share)
+
+    def add_use(
+        self, service_id: str, card_id: int, bucket_ms: int, memory: float, utilization: float
+    ) -> None:
+        use = self.use.setdefault((service_id, card_id), CardUse())
+        point = use.buckets.setdefault(bucket_ms, [0.0, 0.0])
+        point[0] += memory
+        point[1] += utilization
 
     def monitors(self, card_ids: Iterable[int]) -> list[ServiceMonitor]:
         """One monitor per service using any of `card_ids`, by AlgoServiceID:
@@ -279,8 +285,13 @@ class ServiceUseIndex:
             )
             memory: dict[int, float] = defaultdict(float)
             utilization: dict[int, list[float]] = defaultdict(list)
-            for _, use in uses:
-                for bucket, (mem_sum, util_sum, samples) in use.buckets.items():
+            for card, use in uses:
+                # every bucket the card reported in; a service without a
+                # process there counts as zero (it holds the card, idle)
+                for (card_id, bucket), samples in self.samples.items():
+                    if card_id != card.card_id:
+                        continue
+                    mem_sum, util_sum = use.buckets.get(bucket, (0.0, 0.0))
                     memory[bucket] += mem_sum / samples
                     utilization[bucket].append(util_sum / samples)
             for bucket in sorted(memory):
@@ -319,11 +330,15 @@ def build_index(
         )
         if newest is not None:
             index.add_current(card_id, newest[0] or 0.0, newest[1] or [])
+    from django.db import connection
     from django.db.models import Value
     from django.db.models.functions import Floor
 
     from compute.actions import EpochMs
 
+    if connection.vendor == "postgresql":
+        _window_in_postgresql(index, card_ids, window_start, bucket_width_ms)
+        return index
     window = (
         ResourceSample.objects.filter(card_id__in=card_ids, taken_at__gte=window_start)
         .annotate(bucket=Floor(EpochMs("taken_at") / Value(bucket_width_ms)))
@@ -335,3 +350,72 @@ def build_index(
             card_id, int(bucket) * bucket_width_ms, utilization or 0.0, processes or []
         )
     return index
+
+
+_PG_WINDOW = """
+WITH s AS (
+    SELECT card_id,
+           floor(date_part('epoch', taken_at) * 1000 / %(width)s)::bigint AS bucket,
+           coalesce(xpu_utilization, 0) AS util,
+           processes,
+           (SELECT coalesce(sum((p ->> 'MemoryUsedGB')::float8), 0)
+              FROM jsonb_array_elements(processes) p) AS total,
+           jsonb_array_length(processes) AS n
+      FROM compute_resourcesample
+     WHERE card_id = ANY(%(cards)s) AND taken_at >= %(since)s
+       AND jsonb_typeof(processes) = 'array'
+), counts AS (
+    SELECT card_id, bucket, 0 AS kind, NULL::text AS pid, NULL::text AS started,
+           NULL::text AS parents, NULL::text AS container, count(*)::float8 AS memory,
+           0::float8 AS utilization
+      FROM s GROUP BY card_id, bucket
+), uses AS (
+    SELECT card_id, bucket, 1 AS kind, p ->> 'Pid', p ->> 'Started', p ->> 'Parents',
+           p ->> 'Container',
+           sum(coalesce((p ->> 'MemoryUsedGB')::float8, 0)),
+           sum(CASE WHEN total > 0
+                    THEN util * coalesce((p ->> 'MemoryUsedGB')::float8, 0) / total
+                    ELSE util / n END)
+      FROM s, jsonb_array_elements(s.processes) p
+     GROUP BY 1, 2, 3, 4, 5, 6, 7
+)
+SELECT * FROM counts UNION ALL SELECT * FROM uses
+"""
+
+
+def _window_in_postgresql(
+    index: ServiceUseIndex, card_ids: list[int], since: datetime, width_ms: int
+) -> None:
+    """The same sums as `add_sample` over the window, computed by
+    PostgreSQL: it unnests the processes and groups them by card, bucket and
+    process identity, so Python maps a few identities instead of decoding
+    every sample."""
+    import json
+
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(_PG_WINDOW, {"width": width_ms, "cards": card_ids, "since": since})
+        rows = cursor.fetchall()
+    for card_id, bucket, kind, pid, started, parents, container, memory, utilization in rows:
+        bucket_ms = int(bucket) * width_ms
+        if kind == 0:
+            index.samples[(card_id, bucket_ms)] += int(memory)
+            continue
+        card = index.cards.get(card_id)
+        if card is None:
+            continue
+        process: dict[str, Any] = {}
+        if pid is not None and pid.lstrip("-").isdigit():
+            process["Pid"] = int(pid)
+        if started is not None:
+            with contextlib.suppress(ValueError):
+                process["Started"] = float(started)
+        if parents:
+            with contextlib.suppress(ValueError):
+                process["Parents"] = json.loads(parents)
+        if container:
+            process["Container"] = container
+        service_id = index.owners.service_of(card.node_id, process)
+        if service_id is not None:
+            index.add_use(service_id, card_id, bucket_ms, memory, utilization)
