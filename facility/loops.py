@@ -25,6 +25,7 @@ class Loop:
 
 
 LOOPS = [
+    Loop("heartbeat", "facility.health.loops_heartbeat", lambda: 10.0),
     Loop(
         "registration",
         "facility.registration.keep_registered",

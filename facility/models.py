@@ -107,3 +107,15 @@ class PlatformRegistration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.platform_url}: {'registered' if self.registered else 'not registered'}"
+
+
+class Heartbeat(models.Model):
+    """Last sign of life of each background process (loops, workers), for
+    the readiness check and the metrics."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    at = models.DateTimeField()
+    detail = models.CharField(max_length=256, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.at:%Y-%m-%d %H:%M:%S}"

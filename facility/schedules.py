@@ -7,6 +7,7 @@ from django_q.models import Schedule
 SCHEDULES = [
     # (function, minutes between runs)
     ("algorithms.jobs.reconcile_transfers", 1),
+    ("facility.health.worker_heartbeat", 1),
     # a fallback beside `manage.py run_sampler` (10 s cadence), which skips
     # when a fresh sample exists
     ("compute.jobs.sample_local_node", 1),

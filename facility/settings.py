@@ -48,6 +48,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "facility.audit_log.AuditMiddleware",
+    "facility.metrics.RequestMetricsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
@@ -189,6 +190,13 @@ RATE_PER_MINUTE = env_int("FACILITY_RATE_PER_MINUTE", 6000, minimum=0)
 DENY_NETWORKS = env_list("FACILITY_DENY_NETWORKS", "169.254.0.0/16,fe80::/10,0.0.0.0/32")
 ALLOW_NETWORKS = env_list("FACILITY_ALLOW_NETWORKS", "")
 
+# --- operating: health, metrics, logs ---------------------------------------------
+HEALTH_WORKER_STALE_S = env_float("FACILITY_HEALTH_WORKER_STALE_S", 180, minimum=1)
+HEALTH_LOOPS_STALE_S = env_float("FACILITY_HEALTH_LOOPS_STALE_S", 60, minimum=1)
+METRICS_TOKEN = env_str("FACILITY_METRICS_TOKEN", "")
+METRICS_ALLOW_NETWORKS = env_list("FACILITY_METRICS_ALLOW_NETWORKS", "127.0.0.0/8,::1/128")
+LOG_FORMAT = env_str("FACILITY_LOG_FORMAT", "plain")  # plain | json
+
 # --- analysis tasks and result delivery ------------------------------------------
 RESULT_HMAC_SECRET = env_str("FACILITY_RESULT_HMAC_SECRET", "")
 RESULT_TIMEOUT_S = env_float("FACILITY_RESULT_TIMEOUT_S", 5, minimum=0.1)
@@ -213,8 +221,18 @@ DOWNLOAD_VERIFY_TLS = env_bool("FACILITY_DOWNLOAD_VERIFY_TLS", True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "facility.logs.RequestIDFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "facility.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("FACILITY_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

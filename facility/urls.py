@@ -2,11 +2,17 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from facility import health
+from facility.metrics import metrics_view
+
 admin.site.site_header = "Central video-analysis facility"
 admin.site.site_title = "Facility admin"
 admin.site.index_title = "Operations"
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("dashboard/", include("compute.dashboard.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

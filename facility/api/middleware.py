@@ -28,7 +28,13 @@ class RequestIDMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        from facility.logs import current_request_id
+
         rid = request_id_of(request)
-        response = self.get_response(request)
+        token = current_request_id.set(rid)
+        try:
+            response = self.get_response(request)
+        finally:
+            current_request_id.reset(token)
         response["X-Request-ID"] = rid
         return response

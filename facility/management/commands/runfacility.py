@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -35,6 +37,11 @@ class Command(BaseCommand):
         if not options["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=1)
         ensure_schedules()
+        # one set of request counters across the web server's processes
+        metrics_dir = Path(settings.DATA_DIR) / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         children = {
             "workers": subprocess.Popen([*manage, "qcluster"]),
