@@ -261,3 +261,16 @@ FACILITY_SAMPLE_DOWNSAMPLE_BUCKET_S = env_int("FACILITY_SAMPLE_DOWNSAMPLE_BUCKET
 FACILITY_SAMPLE_RETENTION_S = env_int("FACILITY_SAMPLE_RETENTION_S", 30 * 86400, minimum=3600)
 # Set false on machines where NVML must not be touched
 FACILITY_NVML_ENABLED = env_bool("FACILITY_NVML_ENABLED", True)
+
+# --- GA/T 1400 view library (视图库) output (docs/gat1400.md) -------------------
+# When GAT1400_URL is set, the events of every task are also delivered to this
+# view library (a Delivery with target "viid:settings"); a task's rule can name
+# its own with a ResultReceiveUrl viid://user:pass@host:port/?DeviceID=<20 digits>.
+GAT1400_URL = env_str("FACILITY_GAT1400_URL", "")  # e.g. http://10.1.2.3:8080, empty = off
+GAT1400_USERNAME = env_str("FACILITY_GAT1400_USERNAME", "")
+GAT1400_PASSWORD = env_str("FACILITY_GAT1400_PASSWORD", "")
+# The facility's 20-digit DeviceID (User-Identify, and the first 20 digits of every ID it makes)
+GAT1400_DEVICE_ID = env_str("FACILITY_GAT1400_DEVICE_ID", "")
+GAT1400_KEEPALIVE_S = env_float("FACILITY_GAT1400_KEEPALIVE_S", 60, minimum=1)
+GAT1400_TIMEOUT_S = env_float("FACILITY_GAT1400_TIMEOUT_S", 10, minimum=0.1)
+# --- end GA/T 1400 --------------------------------------------------------------

@@ -39,6 +39,7 @@ import math
 import os
 import re
 import threading
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -386,6 +387,15 @@ class DockerRuntime:
             raise RuntimeError_(f"docker load of {path} found no image in it")
         return loaded
 
+    def image_id(self, ref: str) -> str | None:
+        """The id ("sha256:...") of the image `ref` names, None when absent."""
+        try:
+            return str(self._api().images.get(ref).id)
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.DockerException as error:
+            raise RuntimeError_(self._down_reason(error))
+
     def has_image(self, ref: str) -> bool:
         try:
             self._api().images.get(ref)
@@ -394,3 +404,114 @@ class DockerRuntime:
         except docker.errors.DockerException as error:
             raise RuntimeError_(self._down_reason(error))
         return True
+
+    # -- labelled containers (the /CCP docker backend) ----------------------------
+    # Added for ccp.backends.docker: containers it starts carry their own labels
+    # (facility.managed="ccp", never "1", so the services' orphan sweep and
+    # list_managed() leave them alone).
+
+    def list_labelled(self, label: str) -> list[LabelledContainer]:
+        """Every container, running or not, with `label` ("key" or "key=value")."""
+        try:
+            containers = self._api().containers.list(
+                all=True, filters={"label": label}, ignore_removed=True
+            )
+        except docker.errors.DockerException as error:
+            raise RuntimeError_(self._down_reason(error))
+        return [_labelled(c) for c in containers]
+
+    def start_container(self, spec: ReplicaSpec, entrypoint: list[str] | None = None) -> str:
+        """Create and start a container named spec.name (its labels as given,
+        plus those of managed_labels unless set), with the ENTRYPOINT replaced
+        when `entrypoint` is given; an ended container of that name is removed
+        first. Returns the container id; RuntimeError_ with the reason."""
+        check_name(spec.name)
+        existing = self._get(spec.name)
+        if existing is not None and existing.name == spec.name:
+            self._remove(existing)
+        client = self._api()
+        if not self.has_image(spec.image):
+            raise RuntimeError_(f"image {spec.image} is not in the Docker engine")
+        kwargs = self._create_kwargs(spec)
+        kwargs.pop("detach")
+        if entrypoint is not None:
+            kwargs["entrypoint"] = list(entrypoint)
+        try:
+            container = client.containers.create(spec.image, **kwargs)
+        except docker.errors.APIError as error:
+            raise RuntimeError_(f"could not create the container: {error.explanation or error}")
+        except docker.errors.DockerException as error:
+            raise RuntimeError_(self._down_reason(error))
+        try:
+            container.start()
+        except docker.errors.DockerException as error:
+            reason = getattr(error, "explanation", None) or str(error)
+            with contextlib.suppress(docker.errors.DockerException):
+                container.remove(force=True)
+            raise RuntimeError_(f"could not start the container: {reason}")
+        return str(container.id)
+
+    def remove_container(self, ref: str, timeout_s: float = 5) -> None:
+        """Stop (SIGTERM, then SIGKILL after timeout_s) and remove; idempotent."""
+        self.stop(ReplicaHandle(runtime=self.name, ref=ref), timeout_s=timeout_s)
+
+    def pull_image(self, ref: str, auth_config: dict[str, str] | None = None) -> str:
+        """`docker pull` ref (with {"username", "password"} when given);
+        returns the reference pulled."""
+        repository, tag = _split_reference(ref)
+        try:
+            self._api().images.pull(repository, tag=tag, auth_config=auth_config or None)
+        except docker.errors.APIError as error:
+            raise RuntimeError_(f"docker pull {ref} failed: {error.explanation or error}")
+        except docker.errors.DockerException as error:
+            raise RuntimeError_(f"docker pull {ref} failed: {error}")
+        except Exception as error:  # requests' ConnectionError and friends
+            raise RuntimeError_(f"docker pull {ref} failed: {error}")
+        return ref if tag or "@" in ref else f"{ref}:latest"
+
+    def remove_image(self, ref: str) -> bool:
+        """`docker rmi ref` (the tag; the layers go when no tag is left).
+        False when there was no such image."""
+        try:
+            self._api().images.remove(ref, noprune=False)
+        except docker.errors.ImageNotFound:
+            return False
+        except docker.errors.APIError as error:
+            raise RuntimeError_(f"could not remove image {ref}: {error.explanation or error}")
+        except docker.errors.DockerException as error:
+            raise RuntimeError_(self._down_reason(error))
+        return True
+
+
+@dataclass(frozen=True)
+class LabelledContainer:
+    id: str
+    name: str
+    image: str  # the reference it was created from
+    labels: dict[str, str]
+    state: ReplicaState
+    created_at: float | None  # Unix seconds
+    finished_at: float | None
+
+
+def _labelled(container: Container) -> LabelledContainer:
+    attrs = container.attrs or {}
+    return LabelledContainer(
+        id=str(container.id),
+        name=str(container.name),
+        image=str((attrs.get("Config") or {}).get("Image") or ""),
+        labels=dict(container.labels or {}),
+        state=state_from_attrs(attrs),
+        created_at=_started_at(attrs.get("Created")),
+        finished_at=_started_at((attrs.get("State") or {}).get("FinishedAt")),
+    )
+
+
+def _split_reference(ref: str) -> tuple[str, str | None]:
+    """Split "host:5000/a/b:1.0" into ("host:5000/a/b", "1.0"); digests stay whole."""
+    if "@" in ref:
+        return ref, None
+    name, _, tag = ref.rpartition(":")
+    if name and "/" not in tag:
+        return name, tag
+    return ref, None
