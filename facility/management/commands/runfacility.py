@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -43,29 +44,37 @@ class Command(BaseCommand):
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
-        children = {
-            "workers": subprocess.Popen([*manage, "qcluster"]),
-            "loops": subprocess.Popen([*manage, "run_loops"]),
-            "web": subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "facility.wsgi:application",
-                    "--bind",
-                    options["bind"],
-                    "--workers",
-                    str(options["web_workers"]),
-                    "--threads",
-                    "4",
-                    "--access-logfile",
-                    "-",
-                    "--graceful-timeout",
-                    "10",
-                ],
-                cwd=settings.BASE_DIR,
-            ),
+        commands = {
+            "workers": [*manage, "qcluster"],
+            "loops": [*manage, "run_loops"],
+            "web": [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "facility.wsgi:application",
+                "--bind",
+                options["bind"],
+                "--workers",
+                str(options["web_workers"]),
+                "--threads",
+                "4",
+                "--access-logfile",
+                "-",
+                "--graceful-timeout",
+                "10",
+            ],
         }
+
+        def spawn(name: str) -> subprocess.Popen[bytes]:
+            # each child leads its own process group, so what it forked can be
+            # cleaned up with it
+            return subprocess.Popen(commands[name], cwd=settings.BASE_DIR, start_new_session=True)
+
+        def kill_group(child: subprocess.Popen[bytes], signum: int) -> None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signum)
+
+        children = {name: spawn(name) for name in commands}
         self.stdout.write(
             f"facility: API on http://{options['bind']} (Swagger UI at /api/docs/, admin at "
             f"/admin/), workers pid {children['workers'].pid}"
@@ -78,22 +87,30 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        exit_code = 0
+        # A child that dies (killed, out of memory) is started again, with a
+        # growing pause if it keeps dying; the others go on serving meanwhile.
+        restarts: dict[str, list[float]] = {name: [] for name in commands}
         while not stopping:
-            for name, child in children.items():
-                if child.poll() is not None:
-                    self.stderr.write(f"facility: {name} exited with {child.returncode}; stopping")
-                    exit_code = child.returncode or 1
-                    stopping = True
-            time.sleep(0.5)
+            for name, child in list(children.items()):
+                if child.poll() is None:
+                    continue
+                kill_group(child, signal.SIGKILL)  # orphans of a killed leader
+                recent = [t for t in restarts[name] if time.monotonic() - t < 60]
+                delay = min(30.0, 0.5 * 2 ** len(recent)) if recent else 0.0
+                self.stderr.write(
+                    f"facility: {name} exited with {child.returncode}; "
+                    f"starting it again in {delay:.1f} s"
+                )
+                if delay:
+                    time.sleep(delay)
+                restarts[name] = [*recent, time.monotonic()]
+                children[name] = spawn(name)
+            time.sleep(0.2)
         for child in children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
+            kill_group(child, signal.SIGTERM)
         deadline = time.monotonic() + 20
         for child in children.values():
             try:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                child.kill()
-        if exit_code:
-            raise SystemExit(exit_code)
+                kill_group(child, signal.SIGKILL)
