@@ -14,9 +14,7 @@ from hypothesis import settings as hypothesis_settings
 
 EXAMPLES_PER_OPERATION = 15
 
-schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application()).exclude(
-    path_regex="^/CCP"
-)
+schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
 
 
 @pytest.fixture(autouse=True)
