@@ -11,6 +11,8 @@ from pathlib import Path
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from algorithms.choices import ExecKind, PackageStatus, PushSource, TransferState
 from algorithms.models import AlgoFilePackage, ExecFile
@@ -20,7 +22,7 @@ from facility.queue import enqueue
 log = logging.getLogger(__name__)
 
 PACKAGE_ID_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-PACKAGE_ID_HELP = (
+PACKAGE_ID_HELP = gettext_lazy(
     "may contain only letters, digits, '.', '_' and '-', starting with a letter or digit"
 )
 
@@ -29,7 +31,7 @@ CREATED, UNCHANGED, RETRIED, REPLACED = "created", "unchanged", "retried", "repl
 
 def check_package_id(package_id: str) -> None:
     if not PACKAGE_ID_RULE.match(package_id):
-        raise Invalid(PACKAGE_ID_HELP, field="AlgoFilePackageID")
+        raise Invalid(str(PACKAGE_ID_HELP), field="AlgoFilePackageID")
 
 
 def _enqueue_package(package: AlgoFilePackage) -> None:
@@ -89,8 +91,11 @@ def push_package(
                 if same:
                     return package, UNCHANGED
                 raise Conflict(
-                    f"package {package_id} already exists with a different Url or MD5; "
-                    "delete it first or push under a new AlgoFilePackageID",
+                    _(
+                        "package %(id)s already exists with a different Url or MD5; "
+                        "delete it first or push under a new AlgoFilePackageID"
+                    )
+                    % {"id": package_id},
                     field="AlgoFilePackageID",
                 )
             package.restart_transfer(url, md5)
@@ -135,13 +140,17 @@ def push_exec_file(
         package = AlgoFilePackage.objects.select_for_update().filter(pk=package_id).first()
         if package is None:
             raise NotFound(
-                f"no package {package_id}: push the package first (POST /CAP/AlgoFilePackages)",
+                _("no package %(id)s: push the package first (POST /CAP/AlgoFilePackages)")
+                % {"id": package_id},
                 field="AlgoFilePackageID",
             )
         if package.transfer_state == TransferState.FAILED:
             raise Conflict(
-                f"package {package_id} is in error ({package.transfer_error}); push the package "
-                "again before its executable"
+                _(
+                    "package %(id)s is in error (%(reason)s); "
+                    "push the package again before its executable"
+                )
+                % {"id": package_id, "reason": package.transfer_error}
             )
         if package.transfer_state == TransferState.DONE:
             mismatch = manifest_mismatch(package, kind, md5)
@@ -208,7 +217,7 @@ def settle(package_id: str) -> None:
 def get_package(package_id: str) -> AlgoFilePackage:
     package = AlgoFilePackage.objects.filter(pk=package_id).select_related().first()
     if package is None:
-        raise NotFound(f"no package {package_id}", field="AlgoFilePackageID")
+        raise NotFound(_("no package %(id)s") % {"id": package_id}, field="AlgoFilePackageID")
     return package
 
 
@@ -236,7 +245,7 @@ def delete_package(package_id: str) -> str:
             ).exists()
             if was_here:
                 return ALREADY_DELETED
-            raise NotFound(f"no package {package_id}", field="AlgoFilePackageID")
+            raise NotFound(_("no package %(id)s") % {"id": package_id}, field="AlgoFilePackageID")
         store = package.store_dir
         package.delete()
         transaction.on_commit(lambda: shutil.rmtree(store, ignore_errors=True))

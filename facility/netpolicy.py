@@ -11,6 +11,7 @@ import socket
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from facility.errors import Invalid
 
@@ -42,7 +43,7 @@ def check_url_literal(url: str, field: str) -> None:
         return
     allowed, why = address_allowed(host)
     if not allowed:
-        raise Invalid(f"target not allowed: {why}", field=field)
+        raise Invalid(_("target not allowed: %(why)s") % {"why": why}, field=field)
 
 
 def check_url_resolved(url: str) -> None:

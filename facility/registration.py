@@ -17,6 +17,7 @@ from typing import Any
 import requests
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from facility.errors import Unavailable
 from facility.models import PlatformRegistration
@@ -53,8 +54,11 @@ def is_registered() -> bool:
 def check_registered(path: str) -> None:
     if path.startswith(GATED_PREFIXES) and not is_registered():
         raise NotRegistered(
-            "this facility is not registered with its platform yet "
-            f"({settings.PLATFORM_URL}); service and task interfaces open once it is"
+            _(
+                "this facility is not registered with its platform yet (%(url)s); "
+                "service and task interfaces open once it is"
+            )
+            % {"url": settings.PLATFORM_URL}
         )
 
 

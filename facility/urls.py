@@ -1,13 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from facility import health
 from facility.metrics import metrics_view
 
-admin.site.site_header = "Central video-analysis facility"
-admin.site.site_title = "Facility admin"
-admin.site.index_title = "Operations"
+admin.site.site_header = _("Central video-analysis facility")
+admin.site.site_title = _("Facility admin")
+admin.site.index_title = _("Operations")
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

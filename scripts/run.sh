@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh requirements.txt
+scripts/update-translations.sh --compile-only
 exec .venv/bin/python manage.py runfacility "$@"

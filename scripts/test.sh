@@ -7,6 +7,7 @@ scripts/bootstrap.sh requirements-dev.txt
 py=.venv/bin/python
 export DJANGO_SETTINGS_MODULE=facility.settings
 
+scripts/update-translations.sh --compile-only
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

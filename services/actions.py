@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from algorithms.choices import ExecKind, PackageStatus
 from algorithms.models import AlgoFilePackage
@@ -50,13 +51,14 @@ def runnable_package(package_id: str) -> AlgoFilePackage:
     package = AlgoFilePackage.objects.filter(pk=package_id).first()
     if package is None:
         raise NotFound(
-            f"no package {package_id}: push it first (POST /CAP/AlgoFilePackages)",
+            _("no package %(id)s: push it first (POST /CAP/AlgoFilePackages)") % {"id": package_id},
             field="AlgoFilePackageID",
         )
     if package.status not in (PackageStatus.COMPLETE, PackageStatus.HAS_RUN):
         label = PackageStatus(package.status).label
         raise Conflict(
-            f"package {package_id} cannot run yet: Status {package.status} ({label})"
+            _("package %(id)s cannot run yet: Status %(status)s (%(label)s)")
+            % {"id": package_id, "status": package.status, "label": label}
             + (f": {package.status_reason}" if package.status_reason else ""),
             field="AlgoFilePackageID",
         )
@@ -88,14 +90,18 @@ def check_env(package: AlgoFilePackage, env: list[dict[str, str]]) -> list[dict[
         if item["Name"] not in declared:
             allowed = ", ".join(declared) or "none"
             raise Invalid(
-                f"{item['Name']} is not declared by the package's algo.yaml (declared: {allowed})",
+                _("%(name)s is not declared by the package's algo.yaml (declared: %(allowed)s)")
+                % {"name": item["Name"], "allowed": allowed},
                 field=f"Env[{index}].Name",
             )
     return env
 
 
-def _port_is_free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
+    """Nothing listens on it. SO_REUSEADDR as engines bind (http.server
+    does): connections of a stopped engine in TIME_WAIT do not count."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -115,13 +121,14 @@ def allocate_ports(node: Node, count: int, also_taken: set[int]) -> list[int]:
     )
     ports: list[int] = []
     for port in range(low, high + 1):
-        if port in taken or (node.is_local and not _port_is_free(port)):
+        if port in taken or (node.is_local and not port_is_free(port)):
             continue
         ports.append(port)
         if len(ports) == count:
             return ports
     raise placement.NoCapacity(
-        f"no free engine port on {node.name} in {settings.ENGINE_PORT_RANGE}"
+        _("no free engine port on %(node)s in %(range)s")
+        % {"node": node.name, "range": settings.ENGINE_PORT_RANGE}
     )
 
 
@@ -136,7 +143,7 @@ def create_service(
     args: str = "",
 ) -> AlgoService:
     if not 1 <= replicas <= MAX_REPLICAS:
-        raise Invalid(f"must be between 1 and {MAX_REPLICAS}", field="Replicas")
+        raise Invalid(_("must be between 1 and %(max)d") % {"max": MAX_REPLICAS}, field="Replicas")
     ensure_local_node()
     with transaction.atomic():
         package = runnable_package(package_id)
@@ -198,7 +205,7 @@ def _add_replicas(service: AlgoService, slots: list[placement.Slot], first_index
 def get_service(service_id: str) -> AlgoService:
     service = AlgoService.objects.visible().filter(pk=service_id).first()
     if service is None:
-        raise NotFound(f"no algorithm service {service_id}", field="AlgoServiceID")
+        raise NotFound(_("no algorithm service %(id)s") % {"id": service_id}, field="AlgoServiceID")
     return service
 
 
@@ -224,7 +231,9 @@ def delete_service(service_id: str) -> None:
         if service is None:
             if AlgoService.history.filter(service_id=service_id, history_type="-").exists():
                 return  # deleted before: repeating a delete succeeds
-            raise NotFound(f"no algorithm service {service_id}", field="AlgoServiceID")
+            raise NotFound(
+                _("no algorithm service %(id)s") % {"id": service_id}, field="AlgoServiceID"
+            )
         if service.deleted_at is None:
             service.deleted_at = timezone.now()
             service.status_reason = "being deleted"
@@ -239,7 +248,7 @@ def delete_service(service_id: str) -> None:
 def scale_service(service_id: str, replicas: int) -> AlgoService:
     """Add replicas (placed like new ones) or stop the highest-numbered."""
     if not 1 <= replicas <= MAX_REPLICAS:
-        raise Invalid(f"must be between 1 and {MAX_REPLICAS}", field="Replicas")
+        raise Invalid(_("must be between 1 and %(max)d") % {"max": MAX_REPLICAS}, field="Replicas")
     with transaction.atomic():
         service = AlgoService.objects.select_for_update().get(pk=service_id)
         live = list(service.replica_set.exclude(state=ReplicaState.STOPPED).order_by("index"))
@@ -429,7 +438,7 @@ def install_on_device(package_id: str, args: str) -> AlgoService:
 def uninstall_from_device(package_id: str) -> None:
     """表5: stop the package on this device; repeating it succeeds."""
     if not AlgoFilePackage.objects.filter(pk=package_id).exists():
-        raise NotFound(f"no package {package_id}", field="AlgoFilePackageID")
+        raise NotFound(_("no package %(id)s") % {"id": package_id}, field="AlgoFilePackageID")
     for service in AlgoService.objects.visible().filter(
         kind=ServiceKind.MACHINE, package_id=package_id
     ):

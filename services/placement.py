@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db.models import Sum
+from django.utils.translation import gettext
 
 from compute.models import Node, XpuCard
 from facility.errors import Invalid
@@ -68,12 +69,14 @@ def place(
     transaction."""
     nodes = candidate_nodes(host_name)
     if host_name and not nodes:
-        raise Invalid(f"no node with address or name {host_name}", field="HostName")
+        raise Invalid(
+            gettext("no node with address or name %(host)s") % {"host": host_name}, field="HostName"
+        )
     per_node: dict[int, int] = defaultdict(int, service_replicas_per_node or {})
     slots: list[Slot] = []
     if same_xpu_type(xpu_type, CPU_XPU_TYPE):
         if not nodes:
-            raise NoCapacity("no compute node is registered", field="XpuType")
+            raise NoCapacity(gettext("no compute node is registered"), field="XpuType")
         for _ in range(count):
             node = min(nodes, key=lambda n: (per_node[n.id], n.id))
             per_node[node.id] += 1
@@ -89,17 +92,31 @@ def place(
     ]
     if not cards:
         known = sorted({c.xpu_type for n in nodes for c in n.cards.all()}) or ["none"]
-        where = f" on {host_name}" if host_name else ""
+        message = (
+            gettext("no %(type)s card on %(host)s; cards present: %(known)s")
+            if host_name
+            else gettext("no %(type)s card; cards present: %(known)s")
+        )
         raise NoCapacity(
-            f"no {xpu_type} card{where}; cards present: {', '.join(known)}", field="XpuType"
+            message % {"type": xpu_type, "host": host_name, "known": ", ".join(known)},
+            field="XpuType",
         )
     for _ in range(count):
         fitting = [c for c in cards if 1.0 - used.get(c.id, 0.0) + EPSILON >= quota]
         if not fitting:
             free = sum(max(0.0, 1.0 - used.get(c.id, 0.0)) for c in cards)
             raise NoCapacity(
-                f"not enough free {xpu_type} quota: {count} replica(s) × {quota} card needed, "
-                f"{len(slots)} placed; {free:.2f} card free in pieces too small",
+                gettext(
+                    "not enough free %(type)s quota: %(count)d replica(s) × %(quota)s card "
+                    "needed, %(placed)d placed; %(free).2f card free in pieces too small"
+                )
+                % {
+                    "type": xpu_type,
+                    "count": count,
+                    "quota": quota,
+                    "placed": len(slots),
+                    "free": free,
+                },
                 field="Replicas",
             )
         # spread over nodes first, then binpack: the fullest card that still fits

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -19,14 +20,14 @@ _HEX = set("0123456789abcdefABCDEF")
 
 def check_md5(value: str) -> str:
     if value and (len(value) != 32 or not set(value) <= _HEX):
-        raise serializers.ValidationError("must be 32 hexadecimal digits")
+        raise serializers.ValidationError(_("must be 32 hexadecimal digits"))
     return value.lower()
 
 
 def check_url(value: str) -> str:
     scheme = value.split("://", 1)[0].lower() if "://" in value else ""
     if scheme not in ("http", "https") or len(value) <= len(scheme) + 3:
-        raise serializers.ValidationError("must be an http:// or https:// URL")
+        raise serializers.ValidationError(_("must be an http:// or https:// URL"))
     try:
         check_url_literal(value, "Url")
     except Invalid as error:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
@@ -31,7 +32,7 @@ class PlatformTokenAuthentication(BaseAuthentication):
             return None
         client = PlatformClient.objects.active().by_token(token)
         if client is None:
-            raise exceptions.AuthenticationFailed("the credential is unknown or revoked")
+            raise exceptions.AuthenticationFailed(_("the credential is unknown or revoked"))
         now = timezone.now()
         # touch at most once a minute: a write per request would serialise
         # every call on SQLite

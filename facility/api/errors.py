@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext as _
 from django.views import defaults
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -70,15 +71,17 @@ def validation_message(detail: Any) -> tuple[str, list[dict[str, str]]]:
     if len(message) > MAX_MESSAGE:
         kept: list[str] = []
         for part in parts:
-            more = f"; and {len(parts) - len(kept) - 1} more in Data.Errors"
+            more = _("; and %(count)d more in Data.Errors") % {"count": len(parts) - len(kept) - 1}
             if len("; ".join([*kept, part])) + len(more) > MAX_MESSAGE:
                 break
             kept.append(part)
         rest = len(parts) - len(kept)
         head = "; ".join(kept) if kept else parts[0][: MAX_MESSAGE - 40]
-        message = f"{head}; and {rest - (0 if kept else 1)} more in Data.Errors"
+        message = head + _("; and %(count)d more in Data.Errors") % {
+            "count": rest - (0 if kept else 1)
+        }
     errors = [{"Field": f, "Message": t} for f, t in pairs]
-    return message or "invalid request", errors
+    return message or _("invalid request"), errors
 
 
 def _classify(exc: Exception) -> tuple[int, int, str, Any] | None:
@@ -88,24 +91,29 @@ def _classify(exc: Exception) -> tuple[int, int, str, Any] | None:
         message, errors = validation_message(exc.detail)
         return 400, CODE_INVALID, message, {"Errors": errors}
     if isinstance(exc, drf.ParseError):
-        return 400, CODE_NOT_JSON, f"request body is not valid JSON: {exc.detail}", None
+        return (
+            400,
+            CODE_NOT_JSON,
+            _("request body is not valid JSON: %(detail)s") % {"detail": exc.detail},
+            None,
+        )
     if isinstance(exc, (drf.NotAuthenticated, drf.AuthenticationFailed)):
         return 401, CODE_UNAUTHENTICATED, str(exc.detail), None
     if isinstance(exc, drf.PermissionDenied):
         return 403, CODE_FORBIDDEN, str(exc.detail), None
     if isinstance(exc, (Http404, drf.NotFound)):
-        return 404, CODE_NOT_FOUND, str(exc) or "not found", None
+        return 404, CODE_NOT_FOUND, str(exc) or _("not found"), None
     if isinstance(exc, drf.MethodNotAllowed):
         return 405, CODE_METHOD, str(exc.detail), None
     if isinstance(exc, drf.UnsupportedMediaType):
         return (
             415,
             CODE_MEDIA_TYPE,
-            f"{exc.detail} Send a JSON body with Content-Type: application/json.",
+            f"{exc.detail} " + _("Send a JSON body with Content-Type: application/json."),
             None,
         )
     if isinstance(exc, RequestDataTooBig):
-        return 413, CODE_TOO_LARGE, "request body is larger than this facility accepts", None
+        return 413, CODE_TOO_LARGE, _("request body is larger than this facility accepts"), None
     if isinstance(exc, drf.Throttled):
         return 429, CODE_THROTTLED, str(exc.detail), None
     return None
@@ -149,7 +157,8 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
         request,
         404,
         CODE_UNKNOWN_URI,
-        f"no interface at {request.method} {request.path} (URIs take no trailing slash)",
+        _("no interface at %(method)s %(path)s (URIs take no trailing slash)")
+        % {"method": request.method, "path": request.path},
     )
 
 
@@ -158,11 +167,11 @@ def handler500(request: HttpRequest) -> JsonResponse:
         request,
         500,
         CODE_INTERNAL,
-        "internal error; the facility logged it under this RequestID",
+        _("internal error; the facility logged it under this RequestID"),
     )
 
 
 def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     if isinstance(exception, RequestDataTooBig):
-        return _plain_error(request, 413, CODE_TOO_LARGE, "request body is too large")
-    return _plain_error(request, 400, CODE_INVALID, "bad request")
+        return _plain_error(request, 413, CODE_TOO_LARGE, _("request body is too large"))
+    return _plain_error(request, 400, CODE_INVALID, _("bad request"))

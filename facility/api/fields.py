@@ -10,21 +10,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 _COMMON = {
-    "required": "is required",
-    "null": "must not be null",
+    "required": _("is required"),
+    "null": _("must not be null"),
 }
 
 
 class StrictCharField(serializers.CharField):
     default_error_messages = {
         **_COMMON,
-        "invalid": "must be a string",
-        "blank": "must not be empty",
-        "max_length": "at most {max_length} characters",
-        "min_length": "at least {min_length} characters",
+        "invalid": _("must be a string"),
+        "blank": _("must not be empty"),
+        "max_length": _("at most {max_length} characters"),
+        "min_length": _("at least {min_length} characters"),
     }
 
     def to_internal_value(self, data: Any) -> str:
@@ -36,10 +37,10 @@ class StrictCharField(serializers.CharField):
 class StrictIntegerField(serializers.IntegerField):
     default_error_messages = {
         **_COMMON,
-        "invalid": "must be an integer",
-        "max_value": "must be at most {max_value}",
-        "min_value": "must be at least {min_value}",
-        "max_string_length": "number is too long",
+        "invalid": _("must be an integer"),
+        "max_value": _("must be at most {max_value}"),
+        "min_value": _("must be at least {min_value}"),
+        "max_string_length": _("number is too long"),
     }
 
     def to_internal_value(self, data: Any) -> int:
@@ -51,9 +52,9 @@ class StrictIntegerField(serializers.IntegerField):
 class StrictFloatField(serializers.FloatField):
     default_error_messages = {
         **_COMMON,
-        "invalid": "must be a number",
-        "max_value": "must be at most {max_value}",
-        "min_value": "must be at least {min_value}",
+        "invalid": _("must be a number"),
+        "max_value": _("must be at most {max_value}"),
+        "min_value": _("must be at least {min_value}"),
     }
 
     def to_internal_value(self, data: Any) -> float:
@@ -63,7 +64,7 @@ class StrictFloatField(serializers.FloatField):
 
 
 class StrictBooleanField(serializers.BooleanField):
-    default_error_messages = {**_COMMON, "invalid": "must be true or false"}
+    default_error_messages = {**_COMMON, "invalid": _("must be true or false")}
 
     def to_internal_value(self, data: Any) -> bool:
         if not isinstance(data, bool):
@@ -77,8 +78,8 @@ class EnumField(serializers.ChoiceField):
 
     default_error_messages = {
         **_COMMON,
-        "invalid_choice": "must be one of: {choices}",
-        "invalid": "must be a string",
+        "invalid_choice": _("must be one of: {choices}"),
+        "invalid": _("must be a string"),
     }
 
     def __init__(self, choices: Iterable[str], **kwargs: Any) -> None:
@@ -104,12 +105,12 @@ def text(max_length: int, *, required: bool = True, **kwargs: Any) -> StrictChar
 class StrictListField(serializers.ListField):
     default_error_messages = {
         **_COMMON,
-        "not_a_list": "must be a list",
-        "empty": "must not be empty",
-        "max_length": "at most {max_length} items",
-        "min_length": "at least {min_length} items",
+        "not_a_list": _("must be a list"),
+        "empty": _("must not be empty"),
+        "max_length": _("at most {max_length} items"),
+        "min_length": _("at least {min_length} items"),
     }
 
 
 class StrictDictField(serializers.DictField):
-    default_error_messages = {**_COMMON, "not_a_dict": "must be a JSON object"}
+    default_error_messages = {**_COMMON, "not_a_dict": _("must be a JSON object")}

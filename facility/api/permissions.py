@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
@@ -32,7 +33,7 @@ def _is_list_query(request: Request) -> bool:
 
 
 class PlatformScopePermission(BasePermission):
-    message = "this credential is read-only"
+    message = _("this credential is read-only")
 
     def has_permission(self, request: Request, view: Any) -> bool:
         if not (request.user and request.user.is_authenticated):

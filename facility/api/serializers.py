@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
@@ -20,12 +21,12 @@ def _squash(key: str) -> str:
 
 
 _LIST_MESSAGES: dict[str, Any] = {
-    "required": "is required",
-    "null": "must not be null",
-    "not_a_list": "must be a list",
-    "empty": "must not be empty",
-    "max_length": "at most {max_length} items",
-    "min_length": "at least {min_length} items",
+    "required": _("is required"),
+    "null": _("must not be null"),
+    "not_a_list": _("must be a list"),
+    "empty": _("must not be empty"),
+    "max_length": _("at most {max_length} items"),
+    "min_length": _("at least {min_length} items"),
 }
 
 
@@ -46,9 +47,9 @@ class ContractSerializer(serializers.Serializer):
         list_serializer_class = ContractListSerializer
 
     default_error_messages = {
-        "invalid": "must be a JSON object",
-        "required": "is required",
-        "null": "must not be null",
+        "invalid": _("must be a JSON object"),
+        "required": _("is required"),
+        "null": _("must not be null"),
     }
 
     def normalise_keys(self, data: Mapping[str, Any]) -> dict[str, Any]:

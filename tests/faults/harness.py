@@ -88,7 +88,7 @@ class Facility:
             "FACILITY_RESULT_BACKOFF_MAX_S": "1",
             "FACILITY_QUEUE_POLL_S": "0.2",
             "FACILITY_SAMPLE_INTERVAL_S": "30",
-            "FACILITY_ENGINE_PORTS": "{0}-{1}".format(*_port_range()),
+            "FACILITY_ENGINE_PORTS": "{}-{}".format(*_port_range()),
         }
         if database_url:
             self.env["DATABASE_URL"] = database_url
