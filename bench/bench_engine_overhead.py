@@ -235,9 +235,7 @@ def soak(clip: Path, minutes: float) -> None:
                 "TaskID": task_id,
                 "TaskInfo": {
                     "StreamOptions": {"VideoStreamOptions": {"Url": f"file://{clip}"}},
-                    "RulesParams": [
-                        {"EventID": "PERSON_IN_AREA", "Areas": [], "ExtendParams": {}}
-                    ],
+                    "RulesParams": [{"EventID": "PERSON_IN_AREA", "Areas": [], "ExtendParams": {}}],
                 },
             }
             engine.call("POST", "/AlgoTasks", body)
@@ -318,7 +316,10 @@ def main() -> None:
         f"(target <= 1.15) over {len(ratios)} round(s)"
     )
     if rss:
-        report(f"engine RSS during the rounds: first {mb(rss[0])}, last {mb(rss[-1])}, max {mb(max(rss))}")
+        report(
+            f"engine RSS during the rounds: first {mb(rss[0])}, last {mb(rss[-1])}, "
+            f"max {mb(max(rss))}"
+        )
     if args.soak_minutes > 0:
         soak(clip, args.soak_minutes)
     RESULTS.parent.mkdir(exist_ok=True)

@@ -6,10 +6,20 @@
 # it. The derived clips are made with PyAV (no ffmpeg binary needed):
 #   vtest_8s.mp4         first 8 s of vtest, H.264, 10 fps (fast tests)
 #   vtest_1080p25_20s.mp4 vtest cropped to 16:9, scaled to 1920x1080, 25 fps, 20 s
+# and only when asked (--long, or FACILITY_MEDIA_LONG=1; about a minute to encode
+# on 2 cores, so CI does not make it):
+#   vtest_1080p25_60s.mp4 the same, 60 s (bench/bench_engine_overhead.py)
 #
 # Idempotent: files already in the cache are kept. Prints the cache folder.
-# usage: scripts/fetch-test-media.sh            (cache: ${FACILITY_CACHE_DIR:-.cache}/media)
+# usage: scripts/fetch-test-media.sh [--long]   (cache: ${FACILITY_CACHE_DIR:-.cache}/media)
 set -euo pipefail
+long="${FACILITY_MEDIA_LONG:-0}"
+for arg in "$@"; do
+  case "$arg" in
+  --long) long=1 ;;
+  *) echo "usage: $0 [--long]" >&2; exit 2 ;;
+  esac
+done
 cd "$(dirname "$0")/.."
 media="${FACILITY_CACHE_DIR:-.cache}/media"
 mkdir -p "$media"
@@ -38,7 +48,7 @@ fi
 
 # Derived clips, made with PyAV. Each is written to a .part file and renamed,
 # so an interrupted run never leaves a truncated clip behind.
-"$python" - "$media" <<'PY'
+"$python" - "$media" "$long" <<'PY'
 import os
 import sys
 from fractions import Fraction
@@ -89,5 +99,7 @@ def make(name, seconds, fps, size=None, crop=None):
 
 make("vtest_8s.mp4", seconds=8, fps=10)
 make("vtest_1080p25_20s.mp4", seconds=20, fps=25, size=(1920, 1080), crop=(0, 40, 768, 432))
+if sys.argv[2] == "1":
+    make("vtest_1080p25_60s.mp4", seconds=60, fps=25, size=(1920, 1080), crop=(0, 40, 768, 432))
 PY
 echo "$media"

@@ -5,16 +5,18 @@ and is safe to run twice."""
 
 from __future__ import annotations
 
+import json
 import logging
+import tarfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from services import actions, engine
+from services import actions, engine, placement
 from services.choices import ReplicaState
 from services.models import AlgoService, Replica
 from services.runtime.base import LABEL_REPLICA, ReplicaHandle, RuntimeError_
@@ -30,6 +32,28 @@ def _handle(replica: Replica) -> ReplicaHandle:
     return ReplicaHandle(runtime=replica.runtime, ref=replica.handle_ref)
 
 
+def saved_images(path: Path) -> list[tuple[str, str]]:
+    """(reference, image id) of the tagged images a `docker save` tar holds,
+    from its manifest.json; [] when it cannot tell (then it is loaded)."""
+    try:
+        with tarfile.open(path, mode="r:") as tar:  # uncompressed: headers only
+            member = next((m for m in tar if m.name.lstrip("./") == "manifest.json"), None)
+            handle = tar.extractfile(member) if member is not None else None
+            if handle is None or member is None or member.size > 1 << 20:
+                return []
+            manifest = json.loads(handle.read())
+    except (OSError, tarfile.TarError, ValueError):
+        return []
+    saved: list[tuple[str, str]] = []
+    for entry in manifest if isinstance(manifest, list) else []:
+        config = str(entry.get("Config") or "")
+        digest = config.rsplit("/", 1)[-1].removesuffix(".json")
+        if len(digest) != 64 or not entry.get("RepoTags"):
+            return []
+        saved.extend((str(ref), f"sha256:{digest}") for ref in entry["RepoTags"])
+    return saved
+
+
 def _image_for(service: AlgoService) -> str:
     """Load the package's image into the node's engine once (docker)."""
     if service.runtime != "docker" or service.image:
@@ -42,12 +66,25 @@ def _image_for(service: AlgoService) -> str:
     if path is None:
         raise RuntimeError_("the package has no image file to load")
     runtime = cast("DockerRuntime", get_runtime("docker"))
-    tags = runtime.load_image(str(path))
+    # docker load of a large tar takes seconds even when every layer is there:
+    # skip it when the engine already has each image the tar names, same id
+    saved = saved_images(path)
+    if saved and all(runtime.image_id(ref) == image_id for ref, image_id in saved):
+        tags = [ref for ref, _ in saved]
+    else:
+        tags = runtime.load_image(str(path))
     if not tags:
         raise RuntimeError_("the image file holds no tagged image")
     AlgoService.objects.filter(pk=service.pk).update(image=tags[0])
     service.image = tags[0]
     return service.image
+
+
+def _runs_already(runtime: Any, name: str) -> bool:
+    return any(
+        item.labels.get(LABEL_REPLICA) == name and item.state.is_running
+        for item in runtime.list_managed()
+    )
 
 
 def start_replica(replica: Replica, *, restart: bool = False) -> None:
@@ -57,8 +94,16 @@ def start_replica(replica: Replica, *, restart: bool = False) -> None:
         image = _image_for(service)
         if restart and replica.handle_ref:
             runtime.stop(_handle(replica), timeout_s=5)
+        if (
+            replica.node.is_local
+            and not actions.port_is_free(replica.port)
+            and not _runs_already(runtime, replica.name)
+        ):
+            # taken by another program since it was allocated: move
+            replica.port = actions.allocate_ports(replica.node, 1, {replica.port})[0]
+            replica.save(update_fields=["port", "updated_at"])
         handle = runtime.start(actions.replica_spec(replica, image=image))
-    except RuntimeError_ as error:
+    except (RuntimeError_, placement.NoCapacity) as error:
         replica.state, replica.reason = ReplicaState.FAILED, f"start failed: {error}"
         replica.save()
         actions.record(service, "start failed", str(error), replica.name)
@@ -90,7 +135,11 @@ def check_replica(replica: Replica) -> bool:
         actions.record(replica.service, "exited", replica.reason, replica.name)
         return False
     try:
-        engine.health(replica.engine_url, timeout_s=settings.ENGINE_HEALTH_TIMEOUT_S)
+        answer = engine.health(replica.engine_url, timeout_s=settings.ENGINE_HEALTH_TIMEOUT_S)
+        engine_id = str(answer.get("EngineID") or replica.name)
+        if engine_id != replica.name:
+            # another process holds the replica's port (ours could not bind it)
+            raise engine.EngineUnavailable(f"port {replica.port} answered by engine {engine_id}")
     except engine.EngineUnavailable as error:
         if replica.state == ReplicaState.RUNNING:
             replica.reason = str(error)

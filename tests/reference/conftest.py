@@ -33,6 +33,12 @@ def _in_ci() -> bool:
 @pytest.fixture(scope="session")
 def media() -> Path:
     """The folder with vtest.avi and the derived clips; fetched once, cached."""
+    return media_folder()
+
+
+def media_folder() -> Path:
+    """The `media` fixture's work (other test packages call it for theirs):
+    fetched once, cached; skipped without footage, failed with CI=true."""
     cache = Path(os.environ.get("FACILITY_CACHE_DIR", ".cache"))
     folder = (cache if cache.is_absolute() else ROOT / cache) / "media"
     if all((folder / c).is_file() for c in CLIPS):

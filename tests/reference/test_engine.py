@@ -136,8 +136,13 @@ def test_pause_stops_the_frame_counter_and_resume_continues(
     engine.wait_for("pausing", lambda d: d["Stats"]["FramesDecoded"] > 5)
     paused = engine.ok("POST", "/AlgoTasks/pausing:pause")
     assert paused["Status"] == "PAUSED"
-    time.sleep(0.5)  # the frame in flight settles
+    # the frame in flight settles (its HOG run can take seconds on a loaded CPU)
     before = engine.detail("pausing")["Stats"]
+    for _ in range(20):
+        time.sleep(0.5)
+        settled, before = before, engine.detail("pausing")["Stats"]
+        if settled["FramesAnalysed"] == before["FramesAnalysed"]:
+            break
     time.sleep(1.0)
     after = engine.detail("pausing")
     assert after["Status"] == "PAUSED"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import uuid
 from http import HTTPStatus
@@ -91,6 +92,7 @@ class Engine:
             "Tasks": sum(1 for t in tasks if t.active),
             "TasksByStatus": by_status,
             "Version": __version__,
+            "Pid": os.getpid(),
             "Detector": self.config.detector,
             "AnalysisFps": self.config.analysis_fps,
             "Delivery": self.sender.stats(),

@@ -277,3 +277,19 @@ def test_gpu_request_without_nvidia_runtime_is_refused_cleanly(
     with pytest.raises(RuntimeError_, match="nvidia"):
         runtime.start(spec)
     assert docker_cli("ps", "-aq", "--filter", f"name={spec.name}").stdout.strip() == ""
+
+
+def test_containers_are_hardened(runtime: DockerRuntime, base_image: str, port: int) -> None:
+    handle = runtime.start(stub_spec(base_image, "hard", port))
+    wait_answer(port)
+    attrs = docker_cli(
+        "inspect",
+        "--format",
+        "{{.HostConfig.Privileged}} {{json .HostConfig.CapDrop}} "
+        "{{json .HostConfig.SecurityOpt}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.PidsLimit}}",
+        handle.ref,
+    ).stdout.split()
+    assert attrs == ["false", '["ALL"]', '["no-new-privileges:true"]', "true", "1024"]
+    # the engine still runs and answers with a read-only root and no capabilities
+    assert get_json(port)["Port"] == port
+    runtime.stop(handle, timeout_s=2)

@@ -1,0 +1,265 @@
+"""Build the reference engine (algorithms/reference/engine) into a real
+algorithm package that is pushed like any vendor's (POST /CAP/AlgoFilePackages).
+
+    manage.py build_reference_package --form artifact --out DIR [--id ID]
+    manage.py build_reference_package --form image --out DIR [--id ID]
+
+artifact: a tar.gz with algo.yaml (Bin.Type artifact, Bin.LocalUri engine) and
+a copy of the engine folder; the `local` runtime runs `<python> -m engine` in
+the unpacked package. <python> is `--python` (default: the Python running this
+command, which has the engine's dependencies: av, opencv-python-headless<5,
+numpy).
+
+image: a tar.gz with algo.yaml (Bin.Type image, Bin.LocalUri image.tar) and
+image.tar, the `docker save` of an image built FROM facility/engine-python:bookworm
+(Debian's python3-av/-opencv/-numpy; scripts/build-base-image.sh engine) with
+the legacy builder; no registry is used. The `docker` runtime loads it and runs
+`python3 -m engine` in the container.
+
+Prints the package path, its MD5 and the suggested AlgoFilePackageID.
+See docs/reference-algorithm.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+import algorithms.reference
+from algorithms.reference.engine import __version__ as ENGINE_VERSION
+
+REFERENCE_DIR = Path(algorithms.reference.__file__).resolve().parent
+ENGINE_DIR = REFERENCE_DIR / "engine"
+BASE_IMAGE = "facility/engine-python:bookworm"
+IMAGE_REPO = "facility/reference-engine"
+IMAGE_WORKDIR = "/opt/reference"
+IMAGE_FILE = "image.tar"
+
+# Variables the package declares (the platform may set them per service,
+# anything else is refused). ENGINE_PORT/HOST/ID/CAPACITY and EVENT_SINK_* are
+# set by the facility for every replica.
+DECLARED_ENV: tuple[tuple[str, str], ...] = (
+    ("ENGINE_ANALYSIS_FPS", "5"),
+    ("ENGINE_FILE_SPEED", "1"),
+    ("ENGINE_DETECTOR", "hog"),
+    ("ENGINE_DETECT_HEIGHT", "800"),
+    ("ENGINE_HOG_SCALE", "1.15"),
+    ("ENGINE_OPEN_TIMEOUT_S", "10"),
+    ("ENGINE_READ_TIMEOUT_S", "10"),
+    ("ENGINE_RECONNECT_MAX_S", "10"),
+    ("ENGINE_EVENT_QUEUE", "256"),
+    ("ENGINE_EVENT_ATTEMPTS", "4"),
+    ("ENGINE_SNAPSHOT_MAX_WIDTH", "1920"),
+    ("ENGINE_SNAPSHOT_QUALITY", "85"),
+    ("ENGINE_LOG_LEVEL", "INFO"),
+)
+
+DOCKERFILE = f"""\
+FROM {{base}}
+COPY engine {IMAGE_WORKDIR}/engine
+WORKDIR {IMAGE_WORKDIR}
+ENV PYTHONPATH={IMAGE_WORKDIR} PYTHONDONTWRITEBYTECODE=1
+LABEL facility.reference.version="{{version}}" facility.reference.digest="{{digest}}"
+CMD ["python3", "-m", "engine"]
+"""
+
+
+def engine_files() -> list[Path]:
+    """The engine's source files (no caches), in a stable order."""
+    return sorted(
+        p
+        for p in ENGINE_DIR.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    )
+
+
+def engine_digest() -> str:
+    """A digest of the engine's sources: names the build."""
+    h = hashlib.sha256()
+    for path in engine_files():
+        h.update(path.relative_to(ENGINE_DIR).as_posix().encode() + b"\0")
+        h.update(path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def default_streams() -> int:
+    """Stream_Video_Quota for this machine: measured, one 1080p25 stream
+    analysed at 5 fps takes about 0.7 of a core (algorithms/reference/README.md),
+    so one stream per core."""
+    return max(1, os.cpu_count() or 1)
+
+
+def manifest(*, form: str, cmd: str, streams: int, local_uri: str, digest: str) -> dict[str, Any]:
+    return {
+        "Name": "reference-people",
+        "Version": ENGINE_VERSION,
+        "Author": "facility",
+        "Description": (
+            "The facility's reference algorithm: people in areas (OpenCV HOG on "
+            "PyAV-decoded video), Areas/Masks/DurationThreshold/"
+            f"RepeatAlarmIntervalThreshold, JPEG snapshots. {form} build, engine "
+            f"sources {digest[:12]}."
+        ),
+        "Tags": ["person", "reference", "cpu"],
+        "Bin": {"Type": form, "LocalUri": local_uri},
+        "AlgoRuntime": {
+            "Cmd": cmd,
+            "Env": [{"Name": name, "Value": value} for name, value in DECLARED_ENV],
+            "Xpu": [
+                {
+                    "Vendor": "",
+                    "Accelerator": "CPU",
+                    "Quota": 0,
+                    "Capacities": {"Stream_Video_Quota": streams},
+                }
+            ],
+        },
+    }
+
+
+def md5_of(path: Path) -> str:
+    h = hashlib.md5()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), mode, 0
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _add_engine(tar: tarfile.TarFile, prefix: str = "engine") -> None:
+    for path in engine_files():
+        _add_bytes(tar, f"{prefix}/{path.relative_to(ENGINE_DIR).as_posix()}", path.read_bytes())
+
+
+def _docker(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    try:
+        run = subprocess.run(
+            ["docker", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "DOCKER_BUILDKIT": "0"},
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise CommandError(f"docker {args[0]}: {error}") from None
+    if run.returncode != 0:
+        tail = (run.stderr or run.stdout).strip()[-1500:]
+        raise CommandError(f"docker {' '.join(args[:2])} failed ({run.returncode}): {tail}")
+    return run
+
+
+def build_image(base: str, tag: str, digest: str) -> None:
+    """docker build (legacy builder) of the engine image FROM `base`."""
+    if subprocess.run(["docker", "image", "inspect", base], capture_output=True).returncode:
+        raise CommandError(
+            f"base image {base} is not in the Docker engine: run "
+            "scripts/build-base-image.sh engine (builds it or loads it from .cache/images)"
+        )
+    with tempfile.TemporaryDirectory(prefix="reference-image-") as context:
+        shutil.copytree(
+            ENGINE_DIR, Path(context) / "engine", ignore=shutil.ignore_patterns("__pycache__")
+        )
+        (Path(context) / "Dockerfile").write_text(
+            DOCKERFILE.format(base=base, version=ENGINE_VERSION, digest=digest)
+        )
+        _docker("build", "--quiet", "--tag", tag, context)
+
+
+class Command(BaseCommand):
+    help = "Build the reference engine into an algorithm package (artifact or image form)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--form", choices=("artifact", "image"), required=True)
+        parser.add_argument("--out", required=True, help="folder the package is written to")
+        parser.add_argument(
+            "--id",
+            default="",
+            help="the package's name: file <out>/<id>.tar.gz and the suggested "
+            "AlgoFilePackageID (default reference-people-<form>-<version>)",
+        )
+        parser.add_argument(
+            "--streams",
+            type=int,
+            default=0,
+            help="Capacities.Stream_Video_Quota (default: one 1080p stream per CPU core)",
+        )
+        parser.add_argument(
+            "--python",
+            default=sys.executable,
+            help="artifact form: the Python that runs the engine (needs av, "
+            "opencv-python-headless<5, numpy); default: this one",
+        )
+        parser.add_argument("--base", default=BASE_IMAGE, help="image form: the base image")
+        parser.add_argument(
+            "--tag", default="", help="image form: the image's tag (default derived from sources)"
+        )
+        parser.add_argument(
+            "--compress-level", type=int, default=1, choices=range(10), metavar="0-9"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        form: str = options["form"]
+        out = Path(options["out"]).resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        package_id = options["id"] or f"reference-people-{form}-{ENGINE_VERSION}"
+        if not package_id.replace("-", "a").replace("_", "a").replace(".", "a").isalnum():
+            raise CommandError(f"--id {package_id!r}: letters, digits, '-', '_' and '.' only")
+        streams = options["streams"] or default_streams()
+        digest = engine_digest()
+        target = out / f"{package_id}.tar.gz"
+        part = target.with_name(target.name + ".part")
+        level = options["compress_level"]
+        if form == "artifact":
+            python = options["python"]
+            if not Path(python).is_absolute() and shutil.which(python) is None:
+                raise CommandError(f"--python {python}: not found")
+            document = manifest(
+                form="artifact",
+                cmd=f"{python} -m engine",
+                streams=streams,
+                local_uri="engine",
+                digest=digest,
+            )
+            with tarfile.open(part, "w:gz", compresslevel=max(level, 6)) as tar:
+                _add_bytes(tar, "algo.yaml", yaml.safe_dump(document, sort_keys=False).encode())
+                _add_engine(tar)
+        else:
+            tag = options["tag"] or f"{IMAGE_REPO}:{ENGINE_VERSION}-{digest[:12]}"
+            self.stderr.write(f"building {tag} FROM {options['base']}")
+            build_image(options["base"], tag, digest)
+            document = manifest(
+                form="image",
+                cmd="python3 -m engine",
+                streams=streams,
+                local_uri=IMAGE_FILE,
+                digest=digest,
+            )
+            with tempfile.TemporaryDirectory(prefix="reference-save-", dir=out) as work:
+                saved = Path(work) / IMAGE_FILE
+                self.stderr.write(f"docker save {tag}")
+                _docker("save", "--output", str(saved), tag)
+                self.stderr.write(f"packing {saved.stat().st_size / 1e6:.0f} MB (gzip -{level})")
+                with tarfile.open(part, "w:gz", compresslevel=level) as tar:
+                    _add_bytes(tar, "algo.yaml", yaml.safe_dump(document, sort_keys=False).encode())
+                    tar.add(saved, arcname=IMAGE_FILE)
+            self.stdout.write(f"image: {tag}")
+        part.replace(target)
+        self.stdout.write(f"package: {target}")
+        self.stdout.write(f"md5: {md5_of(target)}")
+        self.stdout.write(f"id: {package_id}")
