@@ -243,9 +243,7 @@ def run(args: argparse.Namespace) -> None:
         payload = json.dumps({"PageNumber": 2, "PageSize": 20, **filters})
 
         def go() -> None:
-            response = http.post(
-                "/CAP/AlgoTasks:search", payload, content_type="application/json"
-            )
+            response = http.post("/CAP/AlgoTasks:search", payload, content_type="application/json")
             assert response.status_code == 200, response.content[:300]
             assert response.json()["Data"]["Records"] or filters.get("Status") == "RUNNING"
 
@@ -258,9 +256,7 @@ def run(args: argparse.Namespace) -> None:
     cases = [("POST /CAP/AlgoTasks (K.1, waits for capacity)", create, 0.030)]
     for status in ("RUNNING", "PENDING", "PAUSED", "ERROR", "FINISHED"):
         cases.append((f"POST :search Status={status} (page 2 of 20)", search(Status=status), 0.050))
-    cases.append(
-        ("POST :search EventID=SMOKE (page 2 of 20)", search(EventID="SMOKE"), 0.050)
-    )
+    cases.append(("POST :search EventID=SMOKE (page 2 of 20)", search(EventID="SMOKE"), 0.050))
     cases.append(
         (
             "POST :search Status=FINISHED+RestartPolicy=NEVER",

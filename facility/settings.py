@@ -179,6 +179,9 @@ ENGINE_START_TIMEOUT_S = env_float("FACILITY_ENGINE_START_TIMEOUT_S", 30, minimu
 ENGINE_HEALTH_TIMEOUT_S = env_float("FACILITY_ENGINE_HEALTH_TIMEOUT_S", 2, minimum=0.1)
 REPLICA_MAX_RESTARTS_PER_10MIN = env_int("FACILITY_REPLICA_MAX_RESTARTS", 5, minimum=0)
 RECONCILE_INTERVAL_S = env_float("FACILITY_RECONCILE_INTERVAL_S", 5, minimum=0.5)
+# containers: read-only root filesystem (engines write to /tmp or declared mounts)
+DOCKER_READ_ONLY_ROOT = env_bool("FACILITY_DOCKER_READ_ONLY_ROOT", True)
+DOCKER_PIDS_LIMIT = env_int("FACILITY_DOCKER_PIDS_LIMIT", 1024, minimum=16)
 # Where engines post their events (the facility's own intake)
 PUBLIC_URL = env_str("FACILITY_PUBLIC_URL", "http://127.0.0.1:8000")
 

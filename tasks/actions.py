@@ -117,7 +117,10 @@ def search_tasks(
     if create_and_start is not None:
         queryset = queryset.filter(create_and_start=create_and_start)
     if event_id:
-        queryset = queryset.filter(event_types__event_id=event_id)
+        # a semi-join on the (event_id, task) index: no duplicate rows to count
+        queryset = queryset.filter(
+            task_id__in=TaskEventType.objects.filter(event_id=event_id).values("task_id")
+        )
     return queryset.order_by("-created_at", "task_id")
 
 
@@ -319,15 +322,18 @@ def place(task_id: str) -> None:
     for replica, _free in free_replicas(services):
         if _start_on(task, replica):
             return
-    names = ", ".join(services.values_list("service_id", flat=True)[:3])
-    running = services.filter(status=ServiceStatus.RUNNING).exists()
+    fitting = list(services.select_related("package"))
+    names = ", ".join(service.service_id for service in fitting[:3])
+    running = any(
+        service.status in (ServiceStatus.RUNNING, ServiceStatus.OVERLOAD) for service in fitting
+    )
     _set_pending(
         task,
         f"waiting for capacity on service {names}"
         if running
         else f"waiting for service {names} to be RUNNING",
     )
-    for service in services:
+    for service in fitting:
         refresh_overload(service)
 
 
@@ -415,6 +421,11 @@ def observe(task: AlgoTask) -> None:
             finished_at=timezone.now(),
         )
         AlgoTask.objects.get(pk=task.pk).save()
+        return
+    if engine_status == TaskStatus.PENDING:
+        # the engine is opening the stream (created, resumed, rules or Url
+        # changed): not a failure, whatever its Reason ("connecting") says
+        AlgoTask.objects.filter(pk=task.pk).update(stats=stats)
         return
     if engine_status == TaskStatus.ERROR or reason:
         if task.restart_policy == RestartPolicy.NEVER:

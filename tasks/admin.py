@@ -8,7 +8,7 @@ from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from tasks import actions, events
-from tasks.models import AlgoTask, Delivery, TaskEvent
+from tasks.models import AlgoTask, Delivery, TaskEvent, ViewLibrary
 
 
 @admin.register(AlgoTask)
@@ -115,3 +115,46 @@ class DeliveryAdmin(admin.ModelAdmin):
     def replay(self, request, queryset) -> None:  # type: ignore[no-untyped-def]
         count = events.replay(list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"{count} delivery(ies) queued again", messages.SUCCESS)
+
+
+@admin.register(ViewLibrary)
+class ViewLibraryAdmin(admin.ModelAdmin):
+    """GA/T 1400 view libraries and whether the facility is registered with
+    them (docs/gat1400.md). The target (credentials) is not shown."""
+
+    list_display = (
+        "key",
+        "base_url",
+        "device_id",
+        "registered",
+        "registered_at",
+        "keepalive_at",
+        "last_error",
+    )
+    list_filter = ("registered",)
+    fields = readonly_fields = (
+        "key",
+        "base_url",
+        "device_id",
+        "registered",
+        "registered_at",
+        "keepalive_at",
+        "last_error",
+        "updated_at",
+    )
+    actions = ["register_now"]
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    @admin.action(description="Register with the selected view libraries now")
+    def register_now(self, request, queryset) -> None:  # type: ignore[no-untyped-def]
+        from tasks.sinks.gat1400 import Client, library_for
+
+        for row in queryset:
+            try:
+                ok, error = Client(library_for(row.target)).register()
+            except ValueError as problem:
+                ok, error = False, str(problem)
+            level = messages.SUCCESS if ok else messages.ERROR
+            self.message_user(request, f"{row.key}: {'registered' if ok else error}", level)

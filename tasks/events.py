@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -83,12 +85,62 @@ def accept_event(document: dict[str, Any]) -> tuple[TaskEvent, bool]:
                 snapshot_bytes=len(data),
             )
             targets = task.receive_urls(event.event_id) if task is not None else []
+            # GA/T 1400: with a view library in the settings, every task's events go there too
+            # (tasks/sinks/gat1400.py, docs/gat1400.md)
+            if task is not None and settings.GAT1400_URL:
+                targets = [*targets, "viid:settings"]
             Delivery.objects.bulk_create([Delivery(event=event, target=url) for url in targets])
     except IntegrityError:
         return TaskEvent.objects.get(event_key=key), False
     if task is None:
         log.warning("event %s for unknown task %s kept without delivery", key, task_id)
+    elif targets:
+        transaction.on_commit(lambda: send_soon(event.pk))
     return event, True
+
+
+_sender: ThreadPoolExecutor | None = None
+_sender_lock = threading.Lock()
+
+
+def send_soon(event_pk: int) -> None:
+    """First attempt of a new event's deliveries right after intake, off the
+    engine's request (the delivery loop would otherwise pick it up on its next
+    pass, up to DELIVERY_INTERVAL_S later). A receiver in back-off is left to
+    the loop; the claim in jobs.deliver keeps the two from sending twice.
+    FACILITY_RESULT_SEND_ON_INTAKE=false (settings.RESULT_SEND_ON_INTAKE) turns
+    it off."""
+    global _sender
+    if not getattr(settings, "RESULT_SEND_ON_INTAKE", True):
+        return
+    with _sender_lock:
+        if _sender is None:
+            _sender = ThreadPoolExecutor(max_workers=4, thread_name_prefix="result-send")
+    _sender.submit(_send_new, event_pk)
+
+
+def _send_new(event_pk: int) -> None:
+    from django.db import close_old_connections, connection
+
+    from tasks import jobs
+
+    try:
+        close_old_connections()
+        now = timezone.now()
+        resting = set(
+            Delivery.objects.filter(
+                state="pending", attempts__gt=0, next_attempt_at__gt=now
+            ).values_list("target", flat=True)
+        )
+        for delivery_id, target in Delivery.objects.filter(
+            event_id=event_pk, state="pending", attempts=0
+        ).values_list("id", "target"):
+            if target not in resting:
+                jobs.deliver(delivery_id)
+    except Exception:  # the delivery loop retries whatever this missed
+        log.exception("immediate delivery of event %s failed", event_pk)
+    finally:
+        connection.close()
 
 
 def delivery_document(event: TaskEvent) -> dict[str, Any]:

@@ -65,6 +65,10 @@ class AlgoTask(models.Model):
         ordering = ["-created_at", "task_id"]
         indexes = [
             models.Index(fields=["status", "-created_at"], name="task_status_created"),
+            # 表42 search pages and counts by scope + Status from the index alone
+            models.Index(
+                fields=["scope", "status", "-created_at", "task_id"], name="task_scope_status"
+            ),
             models.Index(fields=["restart_policy", "status"], name="task_policy_status"),
             models.Index(fields=["desired_state", "status"], name="task_desired_status"),
         ]
@@ -91,12 +95,14 @@ class TaskEventType(models.Model):
     """The EventIDs of a task's rules, for 表42's EventID filter."""
 
     task = models.ForeignKey(AlgoTask, on_delete=models.CASCADE, related_name="event_types")
-    event_id = models.CharField(max_length=64, db_index=True)
+    event_id = models.CharField(max_length=64)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["task", "event_id"], name="task_event_type_unique")
         ]
+        # 表42's EventID filter: the task ids of one EventID from the index alone
+        indexes = [models.Index(fields=["event_id", "task"], name="task_event_type_by_event")]
 
     def __str__(self) -> str:
         return self.event_id
@@ -149,3 +155,27 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event.event_key} → {self.target}"
+
+
+class ViewLibrary(models.Model):
+    """A GA/T 1400 view library (视图库) events are delivered to, with its
+    registration state (tasks.sinks.gat1400 keeps it; docs/gat1400.md)."""
+
+    key = models.CharField(
+        max_length=300, unique=True, help_text="'settings' or user@host/DeviceID"
+    )
+    target = models.CharField(max_length=1024, help_text="the delivery target it serves")
+    base_url = models.CharField(max_length=1024)
+    device_id = models.CharField("DeviceID", max_length=20)
+    registered = models.BooleanField(default=False)
+    registered_at = models.DateTimeField(null=True, blank=True)
+    keepalive_at = models.DateTimeField(null=True, blank=True, help_text="last keepalive answered")
+    last_error = models.CharField(max_length=512, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "GA/T 1400 view library"
+        verbose_name_plural = "GA/T 1400 view libraries"
+
+    def __str__(self) -> str:
+        return self.key

@@ -74,6 +74,14 @@ class ExtendParamsSerializer(ContractSerializer):
 
 def check_receive_url(value: str) -> None:
     scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+    if scheme in ("viid", "viids"):  # a GA/T 1400 view library (docs/gat1400.md)
+        from tasks.sinks.gat1400 import library_for
+
+        try:
+            library_for(value)
+        except ValueError as error:
+            raise serializers.ValidationError(f"GA/T 1400 view library URL {error}")
+        return
     if scheme not in ("http", "https"):
         raise serializers.ValidationError("must be an http:// or https:// URL")
 

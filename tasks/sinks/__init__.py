@@ -19,6 +19,9 @@ class ResultSink(Protocol):
 
 
 def sink_for(target: str) -> ResultSink:
+    from tasks.sinks.gat1400 import Gat1400Sink, is_viid
     from tasks.sinks.http import HttpSink
 
+    if is_viid(target):  # GA/T 1400 view library (docs/gat1400.md)
+        return Gat1400Sink()
     return HttpSink()

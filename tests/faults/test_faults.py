@@ -137,9 +137,11 @@ def engines_running(facility: Facility) -> list[psutil.Process]:
         with contextlib.suppress(psutil.Error):
             cmdline = process.info["cmdline"] or []
             wrapper = process.info["name"] in ("sh", "dash", "bash")
-            if not wrapper and "engine.py" in " ".join(cmdline) and str(
-                facility.data_dir
-            ) in (process.info["cwd"] or ""):
+            if (
+                not wrapper
+                and "engine.py" in " ".join(cmdline)
+                and str(facility.data_dir) in (process.info["cwd"] or "")
+            ):
                 found.append(process)
     return found
 

@@ -18,6 +18,13 @@ def engines(api: Any, file_server: Any) -> Engines:
 
 
 @pytest.fixture(autouse=True)
+def _deliveries_by_the_loop_only(settings: Any) -> None:
+    """Deliveries go out when a test drives tasks.jobs, not from the intake's
+    background sender (tested on its own in test_events.py)."""
+    settings.RESULT_SEND_ON_INTAKE = False
+
+
+@pytest.fixture(autouse=True)
 def _stop_replicas_after_test() -> Iterator[None]:
     yield
     stop_all_replicas()

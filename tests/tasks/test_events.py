@@ -153,3 +153,22 @@ def test_events_only_go_to_the_receivers_of_the_matching_rule(tasks, replica, re
     task_id = tasks.api.post("/CAP/AlgoTasks", body).body["Data"]["TaskInfo"]["ID"]
     emit(replica, task_id, "ILLEGAL_ADV")
     assert list(Delivery.objects.values_list("target", flat=True)) == [receiver.url]
+
+
+def test_intake_sends_a_new_event_at_once_without_the_delivery_loop(
+    tasks, replica, receiver, settings
+):
+    settings.RESULT_SEND_ON_INTAKE = True
+    task_id = tasks.create(receive_url=receiver.url)["Data"]["TaskInfo"]["ID"]
+    assert emit(replica, task_id) == 200
+    deadline = time.monotonic() + 5
+    while not receiver.received:
+        assert time.monotonic() < deadline, "not sent on intake"
+        time.sleep(0.02)
+    assert receiver.received[0]["body"]["TaskID"] == task_id
+    deadline = time.monotonic() + 5
+    while Delivery.objects.get().state != "delivered":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    jobs.deliver_due()  # the loop finds nothing left to send
+    assert len(receiver.received) == 1
