@@ -16,6 +16,7 @@ from typing import Any
 import requests
 from django.conf import settings
 
+from facility.netpolicy import check_url_resolved
 from tasks.sinks import SendResult
 
 
@@ -36,6 +37,10 @@ class HttpSink:
         secret = settings.RESULT_HMAC_SECRET
         if secret:
             headers["X-Facility-Signature"] = signature(secret, timestamp, body)
+        try:
+            check_url_resolved(target)
+        except PermissionError as error:
+            return SendResult(False, None, str(error))
         try:
             response = requests.post(
                 target, data=body, headers=headers, timeout=settings.RESULT_TIMEOUT_S

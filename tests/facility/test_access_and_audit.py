@@ -166,3 +166,12 @@ def test_allow_list_limits_downloads_at_connect_time(api, settings, file_server)
     assert detail["Status"] == 4
     assert "outside the allowed networks" in detail["StatusReason"]
     assert file_server.requests == []
+
+
+def test_deliveries_to_metadata_addresses_are_refused_before_connecting():
+    from tasks.sinks.http import HttpSink
+
+    result = HttpSink().send("http://169.254.169.254/latest", {"EventKey": "k"}, "k" * 16)
+    assert result.ok is False
+    assert result.status is None
+    assert "denied network 169.254.0.0/16" in result.error
