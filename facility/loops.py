@@ -35,6 +35,7 @@ LOOPS = [
     Loop("reconciler", "services.jobs.reconcile_services", lambda: settings.RECONCILE_INTERVAL_S),
     Loop("tasks", "tasks.jobs.reconcile_tasks", lambda: settings.RECONCILE_INTERVAL_S),
     Loop("delivery", "tasks.jobs.deliver_due", lambda: settings.DELIVERY_INTERVAL_S),
+    Loop("gat1400", "tasks.sinks.gat1400.keep_alive", lambda: settings.GAT1400_KEEPALIVE_S),
     Loop("ccp", "ccp.jobs.reconcile_workloads", lambda: settings.RECONCILE_INTERVAL_S),
 ]
 

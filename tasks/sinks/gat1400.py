@@ -37,6 +37,7 @@ from django.conf import settings
 from django.utils import timezone
 from requests.auth import HTTPDigestAuth
 
+from facility.netpolicy import check_url_resolved
 from tasks.models import TaskEvent, ViewLibrary
 from tasks.sinks import SendResult
 
@@ -380,8 +381,12 @@ class Client:
         ViewLibrary.objects.filter(key=self.library.key).update(**fields)
 
     def _post(self, path: str, body: dict[str, Any], digest: bool = False) -> requests.Response:
+        """POST to the view library; PermissionError when the network policy
+        (facility/netpolicy.py) does not allow its address."""
+        url = self.library.base_url + path
+        check_url_resolved(url)
         return requests.post(
-            self.library.base_url + path,
+            url,
             data=json.dumps(body, ensure_ascii=False).encode(),
             headers={
                 "Content-Type": CONTENT_TYPE,
@@ -412,7 +417,7 @@ class Client:
         body = {"RegisterObject": {"DeviceID": self.library.device_id}}
         try:
             response = self._post("/VIID/System/Register", body, digest=True)
-        except requests.RequestException as error:
+        except (requests.RequestException, PermissionError) as error:
             message = f"register: {type(error).__name__}: {str(error)[:200]}"
             self._mark(registered=False, last_error=message)
             return False, message
@@ -430,7 +435,7 @@ class Client:
         body = {"KeepaliveObject": {"DeviceID": self.library.device_id}}
         try:
             response = self._post("/VIID/System/Keepalive", body)
-        except requests.RequestException as error:
+        except (requests.RequestException, PermissionError) as error:
             message = f"keepalive: {type(error).__name__}: {str(error)[:200]}"
             self._mark(last_error=message)
             return False, message
@@ -462,7 +467,7 @@ class Client:
         for attempt in range(2):
             try:
                 response = self._post(path, body)
-            except requests.RequestException as error:
+            except (requests.RequestException, PermissionError) as error:
                 return False, f"{path}: {type(error).__name__}: {str(error)[:200]}"
             if response.status_code == 401 and attempt == 0:
                 # the registration expired: register again, then send once more

@@ -369,3 +369,11 @@ def test_engine_attributes_pass_through_without_touching_the_ids(viid):
     )
     assert vehicle["DeviceID"] == DEVICE_ID
     assert "Nested" not in vehicle
+
+
+def test_view_libraries_obey_the_network_policy():
+    target = f"viid://u:p@169.254.169.254:80/?DeviceID={DEVICE_ID}"
+    result = Gat1400Sink().send(target, {"EventTime": 0}, "k" * 16)
+    assert result.ok is False and result.status is None
+    assert "denied network 169.254.0.0/16" in result.error
+    assert not ViewLibrary.objects.get().registered
