@@ -108,9 +108,9 @@ class Command(BaseCommand):
             with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
                 folder = Path(scratch) / out.name.split(".")[0]
                 manifest = self.write_backup(folder, with_files=not options["no_files"])
-                mode = "w:gz" if out.name.endswith(("gz", ".tgz")) else "w"
                 partial = out.with_name(out.name + ".partial")
-                with tarfile.open(partial, mode) as tar:
+                gzip = out.name.endswith(("gz", ".tgz"))
+                with tarfile.open(partial, "w:gz" if gzip else "w:") as tar:
                     tar.add(folder, arcname=folder.name)
                 partial.replace(out)
         else:

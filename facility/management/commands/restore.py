@@ -76,7 +76,7 @@ class Command(BaseCommand):
     def restore(self, folder: Path, options: dict[str, Any]) -> None:
         manifest = self.read_manifest(folder)
         self.verify(folder, manifest)
-        self.check_migrations(manifest, allow=options["allow_migration_mismatch"])
+        self.check_backup_migrations(manifest, allow=options["allow_migration_mismatch"])
         with_files = not options["no_files"]
         if with_files:
             self.check_empty_folders(manifest)
@@ -119,7 +119,7 @@ class Command(BaseCommand):
                 + ", ".join(bad[:10])
             )
 
-    def check_migrations(self, manifest: dict[str, Any], *, allow: bool) -> None:
+    def check_backup_migrations(self, manifest: dict[str, Any], *, allow: bool) -> None:
         loader = MigrationLoader(None, ignore_no_migrations=True)
         known = {app for app, _ in loader.disk_migrations}
         ours: dict[str, list[str]] = {}
