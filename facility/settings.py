@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "services",
     "tasks",
     "ccp",
+    "gb28181",
 ]
 
 MIDDLEWARE = [
@@ -282,3 +283,18 @@ GAT1400_DEVICE_ID = env_str("FACILITY_GAT1400_DEVICE_ID", "")
 GAT1400_KEEPALIVE_S = env_float("FACILITY_GAT1400_KEEPALIVE_S", 60, minimum=1)
 GAT1400_TIMEOUT_S = env_float("FACILITY_GAT1400_TIMEOUT_S", 10, minimum=0.1)
 # --- end GA/T 1400 --------------------------------------------------------------
+
+# --- GB/T 28181 native camera input (SIP platform side; docs/gb28181.md) ------
+# `manage.py run_gb28181` listens here for cameras' REGISTER/MESSAGE (UDP).
+GB28181_SIP_HOST = env_str("FACILITY_GB28181_SIP_HOST", "127.0.0.1")
+GB28181_SIP_PORT = env_int("FACILITY_GB28181_SIP_PORT", 15060, minimum=0)
+# The platform's 20-digit SIP ID and its 10-digit SIP domain (digest realm)
+GB28181_SIP_ID = env_str("FACILITY_GB28181_SIP_ID", "34020000002000000001")
+GB28181_REALM = env_str("FACILITY_GB28181_REALM", "3402000000")
+# The password every device registers with (digest MD5); empty = refuse all devices
+GB28181_PASSWORD = env_str("FACILITY_GB28181_PASSWORD", "")
+# No keepalive for this long: the device is offline (the standard's 60 s × 3)
+GB28181_KEEPALIVE_TIMEOUT_S = env_float("FACILITY_GB28181_KEEPALIVE_TIMEOUT_S", 180, minimum=0.1)
+# The address put in INVITE SDP for RTP (empty = GB28181_SIP_HOST)
+GB28181_MEDIA_HOST = env_str("FACILITY_GB28181_MEDIA_HOST", "")
+# --- end GB/T 28181 --------------------------------------------------------------

@@ -74,6 +74,9 @@ class Command(BaseCommand):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.pid, signum)
 
+        if settings.GB28181_PASSWORD:
+            # cameras can only register once a password is configured
+            commands["gb28181"] = [*manage, "run_gb28181"]
         children = {name: spawn(name) for name in commands}
         self.stdout.write(
             f"facility: API on http://{options['bind']} (Swagger UI at /api/docs/, admin at "
