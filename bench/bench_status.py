@@ -32,32 +32,11 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import setup_test_environment  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "bench_status.md"
-_lines: list[str] = []
+from bench.common import Report, percentile, scratch_database, timed  # noqa: E402
 
-
-def report(line: str) -> None:
-    print(line)
-    _lines.append(line)
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def timed(call, repeat: int) -> list[float]:  # type: ignore[no-untyped-def]
-    for _ in range(min(10, repeat)):
-        call()  # warm caches and connections
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - start)
-    return samples
+report = Report("bench_status")
 
 
 def populate(nodes: int, days: float, cadence_s: int) -> list[int]:
@@ -156,24 +135,9 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    setup_test_environment()
-    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = f"bench_compute_{os.getpid()}"
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
-    try:
+    with scratch_database("bench_compute", keep=args.keep_db):
         run(args)
-    finally:
-        if args.keep_db:
-            print(f"kept database {connection.settings_dict['NAME']}")
-        else:
-            connection.creation.destroy_test_db(old_name, verbosity=0)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
-        "# bench_status\n\n```\n$ "
-        + " ".join(["bench/bench_status.py", *sys.argv[1:]])
-        + "\n"
-        + "\n".join(_lines)
-        + "\n```\n"
-    )
+    report.write()
 
 
 def run(args: argparse.Namespace) -> None:

@@ -45,20 +45,10 @@ from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.testcases import LiveServerThread  # noqa: E402
-from django.test.utils import setup_test_environment  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "bench_task_latency.md"
-_lines: list[str] = []
+from bench.common import Report, percentile, scratch_database  # noqa: E402
 
-
-def report(line: str) -> None:
-    print(line, flush=True)
-    _lines.append(line)
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+report = Report("bench_task_latency")
 
 
 def main() -> None:
@@ -67,25 +57,14 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=40)
     args = parser.parse_args()
 
-    setup_test_environment()
-    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = f"bench_latency_{os.getpid()}"
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
-    try:
-        run(args)
-    finally:
-        from tests.support.engines import stop_all_replicas
+    with scratch_database("bench_latency"):
+        try:
+            run(args)
+        finally:
+            from tests.support.engines import stop_all_replicas
 
-        stop_all_replicas()
-        connection.close()
-        connection.creation.destroy_test_db(old_name, verbosity=0)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
-        "# bench_task_latency\n\n```\n$ "
-        + " ".join(["bench/bench_task_latency.py", *sys.argv[1:]])
-        + "\n"
-        + "\n".join(_lines)
-        + "\n```\n"
-    )
+            stop_all_replicas()
+    report.write()
 
 
 def run(args: argparse.Namespace) -> None:

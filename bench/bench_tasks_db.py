@@ -40,33 +40,12 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import setup_test_environment  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "bench_tasks_db.md"
-_lines: list[str] = []
+from bench.common import Report, percentile, scratch_database, timed  # noqa: E402
+
+report = Report("bench_tasks_db")
 NAME, VERSION = "bench-algo", "1.0"
-
-
-def report(line: str) -> None:
-    print(line)
-    _lines.append(line)
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def timed(call, repeat: int, warm: int = 10) -> list[float]:  # type: ignore[no-untyped-def]
-    for _ in range(warm):
-        call()  # warm caches and connections
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - start)
-    return samples
 
 
 def k1_body() -> dict:
@@ -184,24 +163,9 @@ def main() -> None:
     parser.add_argument("--keep-db", action="store_true", help="leave the filled database behind")
     args = parser.parse_args()
 
-    setup_test_environment()
-    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = f"bench_tasks_{os.getpid()}"
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
-    try:
+    with scratch_database("bench_tasks", keep=args.keep_db):
         run(args)
-    finally:
-        if args.keep_db:
-            print(f"kept database {connection.settings_dict['NAME']}")
-        else:
-            connection.creation.destroy_test_db(old_name, verbosity=0)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
-        "# bench_tasks_db\n\n```\n$ "
-        + " ".join(["bench/bench_tasks_db.py", *sys.argv[1:]])
-        + "\n"
-        + "\n".join(_lines)
-        + "\n```\n"
-    )
+    report.write()
 
 
 def run(args: argparse.Namespace) -> None:
