@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 
 from ccp import conf
 from ccp.backends import get_backend
@@ -45,7 +46,9 @@ def split_command(text: str, field: str) -> list[str]:
     try:
         return shlex.split(text)
     except ValueError as error:
-        raise Invalid(f"cannot be split into words: {error}", field=field) from None
+        raise Invalid(
+            _("cannot be split into words: %(error)s") % {"error": error}, field=field
+        ) from None
 
 
 # -- engines (表18, 表19) ----------------------------------------------------------
@@ -54,17 +57,19 @@ def split_command(text: str, field: str) -> list[str]:
 def push_engine(package_id: str, url: str, file_type: str, auth_address: str) -> Engine:
     if file_type == FileType.FILE_PACKAGE and not is_url(url):
         raise Invalid(
-            "a FilePackage is downloaded: give an http:// or https:// address", field="Url"
+            _("a FilePackage is downloaded: give an http:// or https:// address"), field="Url"
         )
     if file_type == FileType.ENGINE and not is_url(url) and not _REFERENCE.match(url):
         raise Invalid(
-            "give an image reference (e.g. 127.0.0.1:5000/provider-human_detect:1.3.0) "
-            "or an http(s):// address of a `docker save` tar",
+            _(
+                "give an image reference (e.g. 127.0.0.1:5000/provider-human_detect:1.3.0) "
+                "or an http(s):// address of a `docker save` tar"
+            ),
             field="Url",
         )
     for part in filter(None, (p.strip() for p in auth_address.split(","))):
         if not _HOST_PORT.match(part):
-            raise Invalid(f"{part!r} is not Ip:Port", field="AuthAddress")
+            raise Invalid(_("%(part)s is not Ip:Port") % {"part": repr(part)}, field="AuthAddress")
     with transaction.atomic():
         engine, created = Engine.objects.select_for_update().get_or_create(
             package_id=package_id,
@@ -83,29 +88,33 @@ def delete_engine(package_id: str) -> str:
     """Removes the engine; the message says what was removed."""
     engine = Engine.objects.filter(package_id=package_id).first()
     if engine is None:
-        raise NotFound(f"no engine with AlgoFilePackageID {package_id}")
+        raise NotFound(_("no engine with AlgoFilePackageID %(id)s") % {"id": package_id})
     if engine.image:
         users = list(Workload.objects.filter(image=engine.image).values_list("namespace", "name"))
         if users:
             names = ", ".join(f"{ns}/{name}" for ns, name in users)
             raise Conflict(
-                f"engine image {engine.image} is used by workload(s) {names}: delete them first"
+                _("engine image %(image)s is used by workload(s) %(names)s: delete them first")
+                % {"image": engine.image, "names": names}
             )
-    removed = [f"engine {package_id}"]
+    removed = [_("engine %(id)s") % {"id": package_id}]
     shared = Engine.objects.filter(image=engine.image).exclude(pk=package_id).exists()
     if engine.image and not shared:
         try:
             if get_backend().remove_image(engine.image):
-                removed.append(f"image {engine.image}")
+                removed.append(_("image %(image)s") % {"image": engine.image})
         except BackendError as error:
-            raise Unavailable(f"could not remove image {engine.image}: {error}") from None
+            raise Unavailable(
+                _("could not remove image %(image)s: %(error)s")
+                % {"image": engine.image, "error": error}
+            ) from None
     store = conf.engine_store() / package_id
     if store.exists():
         if any(path.is_file() for path in store.rglob("*")):
-            removed.append("its downloaded files")
+            removed.append(_("its downloaded files"))
         shutil.rmtree(store, ignore_errors=True)
     engine.delete()
-    return "removed " + ", ".join(removed)
+    return _("removed %(what)s") % {"what": ", ".join(removed)}
 
 
 # -- workloads (表20–24) -----------------------------------------------------------
@@ -115,7 +124,9 @@ def _check_labels(labels: dict[str, Any], field: str) -> dict[str, str]:
     result = {}
     for key, value in labels.items():
         if not isinstance(value, str):
-            raise Invalid(f"the value of {key!r} must be a string", field=field)
+            raise Invalid(
+                _("the value of %(key)s must be a string") % {"key": repr(key)}, field=field
+            )
         problem = label_key_problem(key) or label_value_problem(value)
         if problem:
             raise Invalid(problem, field=field)
@@ -126,7 +137,9 @@ def _check_labels(labels: dict[str, Any], field: str) -> dict[str, str]:
 def check_name(value: str, field: str, max_length: int = 63) -> str:
     problem = label_problem(value, max_length)
     if problem:
-        raise Invalid(f"{value!r} {problem}", field=field)
+        raise Invalid(
+            _("%(value)s %(problem)s") % {"value": repr(value), "problem": problem}, field=field
+        )
     return value
 
 
@@ -139,16 +152,20 @@ def create_workload(body: dict[str, Any]) -> Workload:
     missing = {k: v for k, v in selector.items() if labels.get(k) != v}
     if missing:
         raise Invalid(
-            f"selects {missing} but the Labels do not carry them: the pods would not match",
+            _("selects %(missing)s but the Labels do not carry them: the pods would not match")
+            % {"missing": missing},
             field="LabelSelector",
         )
     split_command(body["Command"], "Command")
     split_command(body["Args"], "Args")
     if round(body["Xpu"], 1) != body["Xpu"]:
-        raise Invalid("at most one decimal (e.g. 0.5)", field="Xpu")
+        raise Invalid(_("at most one decimal (e.g. 0.5)"), field="Xpu")
     with transaction.atomic():
         if Workload.objects.filter(namespace=namespace, name=name).exists():
-            raise Conflict(f"workload {name} already exists in namespace {namespace}")
+            raise Conflict(
+                _("workload %(name)s already exists in namespace %(namespace)s")
+                % {"name": name, "namespace": namespace}
+            )
         workload = Workload.objects.create(
             namespace=namespace,
             name=name,
@@ -173,7 +190,10 @@ def create_workload(body: dict[str, Any]) -> Workload:
 def get_workload(namespace: str, name: str) -> Workload:
     workload = Workload.objects.filter(namespace=namespace or "default", name=name).first()
     if workload is None:
-        raise NotFound(f"no workload {name} in namespace {namespace or 'default'}")
+        raise NotFound(
+            _("no workload %(name)s in namespace %(namespace)s")
+            % {"name": name, "namespace": namespace or "default"}
+        )
     return workload
 
 
@@ -191,10 +211,20 @@ def delete_workload(namespace: str, name: str) -> str:
     try:
         removed = get_backend(workload.backend).delete(workload.namespace, workload.name)
     except BackendError as error:
-        raise Unavailable(f"could not remove the pods of {name}: {error}") from None
+        raise Unavailable(
+            _("could not remove the pods of %(name)s: %(error)s") % {"name": name, "error": error}
+        ) from None
     workload.delete()
-    pods = f"; pods removed: {', '.join(removed)}" if removed else "; it had no pods"
-    return f"deleted workload {namespace}/{name}{pods}"
+    if removed:
+        return _("deleted workload %(namespace)s/%(name)s; pods removed: %(pods)s") % {
+            "namespace": namespace,
+            "name": name,
+            "pods": ", ".join(removed),
+        }
+    return _("deleted workload %(namespace)s/%(name)s; it had no pods") % {
+        "namespace": namespace,
+        "name": name,
+    }
 
 
 # WorkloadInfo properties OrderList may sort on (表G.10), plus ID (the G.8 example)
@@ -220,8 +250,11 @@ def list_workloads(namespace: str, name: str, order: list[dict[str, str]]) -> Qu
         column = ORDER_FIELDS.get(prop.replace("_", "").lower())
         if column is None:
             raise Invalid(
-                f"cannot sort on {prop!r}; use one of ID, Namespace, WorkloadName, Replicas, "
-                "CreatedDate, Image",
+                _(
+                    "cannot sort on %(property)s; use one of ID, Namespace, WorkloadName, "
+                    "Replicas, CreatedDate, Image"
+                )
+                % {"property": repr(prop)},
                 field=f"PAgeRequest.OrderList[{index}].Property",
             )
         descending = (item.get("Direction") or "asc").lower() == "desc"
@@ -275,11 +308,16 @@ def pods_of(namespace: str, name: str) -> list[Pod]:
     try:
         return get_backend(workload.backend).pods(workload.namespace, workload.name)
     except BackendError as error:
-        raise Unavailable(f"cannot list the pods of {name}: {error}") from None
+        raise Unavailable(
+            _("cannot list the pods of %(name)s: %(error)s") % {"name": name, "error": error}
+        ) from None
 
 
 def pod_of(namespace: str, name: str, pod_name: str) -> Pod:
     for pod in pods_of(namespace, name):
         if pod.name == pod_name:
             return pod
-    raise NotFound(f"no pod {pod_name} in workload {name} (namespace {namespace or 'default'})")
+    raise NotFound(
+        _("no pod %(pod)s in workload %(name)s (namespace %(namespace)s)")
+        % {"pod": pod_name, "name": name, "namespace": namespace or "default"}
+    )

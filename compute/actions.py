@@ -16,6 +16,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Avg, Count, FloatField, Func, Min, ProtectedError, Value
 from django.db.models.functions import Floor
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from compute.models import Cluster, Node, ResourceSample, XpuCard
 from compute.probes import Reading
@@ -29,7 +31,7 @@ from compute.service_use import build_index as build_service_index
 from facility.errors import Conflict, FacilityError, Invalid, NotFound
 
 NODE_NAME_RULE = re.compile(r"^(?!\d+$)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-NODE_NAME_HELP = (
+NODE_NAME_HELP = gettext_noop(
     "1–128 letters, digits, '.', '_' or '-', starting with a letter or digit and not all "
     "digits (an all-digit NodeID means the node's numeric ID)"
 )
@@ -46,7 +48,9 @@ def ensure_cluster(code: str, name: str = "") -> Cluster:
 def get_cluster(code: str) -> Cluster:
     cluster = Cluster.objects.filter(code=code).first()
     if cluster is None:
-        raise NotFound(f"no cluster with ClusterCode {code!r}", field="ClusterCode")
+        raise NotFound(
+            _("no cluster with ClusterCode %(code)s") % {"code": repr(code)}, field="ClusterCode"
+        )
     return cluster
 
 
@@ -58,7 +62,7 @@ def get_node(node_id: str | int) -> Node:
     if node is None:
         node = queryset.filter(name=text).first()
     if node is None:
-        raise NotFound(f"no node with NodeID {text!r}", field="NodeID")
+        raise NotFound(_("no node with NodeID %(id)s") % {"id": repr(text)}, field="NodeID")
     return node
 
 
@@ -109,7 +113,7 @@ def create_node(
     agent_client: Any = None,
 ) -> Node:
     if not NODE_NAME_RULE.match(name):
-        raise Invalid(NODE_NAME_HELP, field="Name")
+        raise Invalid(_(NODE_NAME_HELP), field="Name")
     cluster = ensure_cluster(cluster_code)
     try:
         with transaction.atomic():
@@ -126,7 +130,9 @@ def create_node(
                 agent_client=agent_client,
             )
     except IntegrityError:
-        raise Conflict(f"a node named {name!r} exists", field="Name") from None
+        raise Conflict(
+            _("a node named %(name)s exists") % {"name": repr(name)}, field="Name"
+        ) from None
 
 
 def delete_node(node_id: str) -> None:
@@ -137,7 +143,8 @@ def delete_node(node_id: str) -> None:
         node.delete()
     except ProtectedError:
         raise Conflict(
-            f"node {node.name} still holds algorithm service replicas; remove them first",
+            _("node %(name)s still holds algorithm service replicas; remove them first")
+            % {"name": node.name},
             field="NodeID",
         ) from None
 
@@ -634,13 +641,16 @@ def record_agent_reading(node_id: str, client: Any, reading: Reading, period_s: 
     node = get_node(node_id)
     if node.is_local:
         raise Conflict(
-            f"node {node.name} is this facility's own node; its sampler records it",
+            _("node %(name)s is this facility's own node; its sampler records it")
+            % {"name": node.name},
             field="NodeID",
         )
     if node.agent_client_id is not None and (
         client is None or getattr(client, "pk", None) != node.agent_client_id
     ):
-        raise Forbidden(f"this credential may not post samples of node {node.name}")
+        raise Forbidden(
+            _("this credential may not post samples of node %(name)s") % {"name": node.name}
+        )
     record_reading(node, reading, period_s=period_s)
     node.refresh_from_db()
     return node

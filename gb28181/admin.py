@@ -4,6 +4,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from gb28181.models import Channel, Device
@@ -46,7 +47,7 @@ class DeviceAdmin(ReadOnlyMixin, SimpleHistoryAdmin):
     search_fields = ("device_id", "name", "host", "manufacturer", "model")
     inlines = [ChannelInline]
 
-    @admin.display(description="channels")
+    @admin.display(description=_("channels"))
     def channel_count(self, obj: Device) -> int:
         return obj.channels.count()
 
@@ -57,6 +58,6 @@ class ChannelAdmin(ReadOnlyMixin, SimpleHistoryAdmin):
     list_filter = ("status", "device")
     search_fields = ("channel_id", "name", "device__device_id")
 
-    @admin.display(description="task URL")
+    @admin.display(description=_("task URL"))
     def task_url(self, obj: Channel) -> str:
         return obj.url

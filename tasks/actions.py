@@ -13,6 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from algorithms.choices import PackageStatus
 from algorithms.models import AlgoFilePackage
@@ -33,11 +34,11 @@ log = logging.getLogger(__name__)
 def _check_service(service_id: str) -> AlgoService:
     service = AlgoService.objects.visible().filter(pk=service_id).first()
     if service is None:
-        raise Invalid(f"no algorithm service {service_id}", field="AlgoServiceID")
+        raise Invalid(_("no algorithm service %(id)s") % {"id": service_id}, field="AlgoServiceID")
     if service.status == ServiceStatus.ERROR:
         raise Conflict(
-            f"algorithm service {service_id} is in ERROR ({service.status_reason}) and takes no "
-            "new task",
+            _("algorithm service %(id)s is in ERROR (%(reason)s) and takes no new task")
+            % {"id": service_id, "reason": service.status_reason},
             field="AlgoServiceID",
         )
     return service
@@ -69,7 +70,7 @@ def create_task(
     requested = _check_service(service_id) if service_id else None
     if requested is None and not name:
         raise Invalid(
-            "name the algorithm (TaskInfo.Labels.AlgoCaBinName) or the service (AlgoServiceID)",
+            _("name the algorithm (TaskInfo.Labels.AlgoCaBinName) or the service (AlgoServiceID)"),
             field="TaskInfo.Labels.AlgoCaBinName",
         )
     with transaction.atomic():
@@ -97,7 +98,7 @@ def create_task(
 def get_task(task_id: str, scope: str = "cap") -> AlgoTask:
     task = AlgoTask.objects.filter(pk=task_id, scope=scope).first()
     if task is None:
-        raise NotFound(f"no task {task_id}", field="ID")
+        raise NotFound(_("no task %(id)s") % {"id": task_id}, field="ID")
     return task
 
 
@@ -137,11 +138,14 @@ def update_task(
     with transaction.atomic():
         task = AlgoTask.objects.select_for_update().filter(pk=task_id, scope=scope).first()
         if task is None:
-            raise NotFound(f"no task {task_id}", field="ID")
+            raise NotFound(_("no task %(id)s") % {"id": task_id}, field="ID")
         if task.restart_policy == RestartPolicy.NEVER and task.status != TaskStatus.PAUSED:
             raise Conflict(
-                f"a NEVER task may be updated only while PAUSED; task {task_id} is "
-                f"{task.status}: pause it first"
+                _(
+                    "a NEVER task may be updated only while PAUSED; task %(id)s is %(status)s: "
+                    "pause it first"
+                )
+                % {"id": task_id, "status": task.status}
             )
         requested = _check_service(service_id) if service_id else None
         stream_changed = task.stream_url != task_info["StreamOptions"]["VideoStreamOptions"]["Url"]
@@ -181,7 +185,7 @@ def pause_task(task_id: str, scope: str = "cap") -> AlgoTask:
     """表41: stop analysing and free the stream; repeating it is harmless."""
     task = get_task(task_id, scope)
     if task.status == TaskStatus.FINISHED:
-        raise Conflict(f"task {task_id} is FINISHED: there is nothing to pause")
+        raise Conflict(_("task %(id)s is FINISHED: there is nothing to pause") % {"id": task_id})
     AlgoTask.objects.filter(pk=task_id).update(desired_state=DesiredState.STOPPED)
     task.refresh_from_db()
     _release(task, TaskStatus.PAUSED, "paused by the platform")
@@ -210,7 +214,7 @@ def delete_task(task_id: str, scope: str = "cap") -> None:
     if task is None:
         if AlgoTask.history.filter(task_id=task_id, history_type="-").exists():
             return
-        raise NotFound(f"no task {task_id}", field="ID")
+        raise NotFound(_("no task %(id)s") % {"id": task_id}, field="ID")
     _stop_on_engine(task)
     task.delete()
 

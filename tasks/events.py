@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from facility.errors import Invalid
 from tasks.models import AlgoTask, Delivery, TaskEvent
@@ -31,7 +32,7 @@ def snapshot_dir() -> Path:
 
 def _event_time(value: Any) -> datetime:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise Invalid("must be Unix milliseconds", field="EventTime")
+        raise Invalid(_("must be Unix milliseconds"), field="EventTime")
     return datetime.fromtimestamp(value / 1000, tz=UTC)
 
 
@@ -40,13 +41,13 @@ def accept_event(document: dict[str, Any]) -> tuple[TaskEvent, bool]:
     is acknowledged and ignored (engines retry)."""
     key = document.get("EventKey")
     if not isinstance(key, str) or not 8 <= len(key) <= 64:
-        raise Invalid("must be a string of 8–64 characters", field="EventKey")
+        raise Invalid(_("must be a string of 8–64 characters"), field="EventKey")
     existing = TaskEvent.objects.filter(event_key=key).first()
     if existing is not None:
         return existing, False
     task_id = document.get("TaskID")
     if not isinstance(task_id, str) or not task_id:
-        raise Invalid("is required", field="TaskID")
+        raise Invalid(_("is required"), field="TaskID")
     when = _event_time(document.get("EventTime"))
     snapshot = document.get("Snapshot") or ""
     data = b""
@@ -54,9 +55,11 @@ def accept_event(document: dict[str, Any]) -> tuple[TaskEvent, bool]:
         try:
             data = base64.b64decode(snapshot, validate=True)
         except (binascii.Error, ValueError):
-            raise Invalid("must be base64", field="Snapshot") from None
+            raise Invalid(_("must be base64"), field="Snapshot") from None
         if len(data) > MAX_SNAPSHOT_BYTES:
-            raise Invalid(f"larger than {MAX_SNAPSHOT_BYTES} bytes", field="Snapshot")
+            raise Invalid(
+                _("larger than %(max)d bytes") % {"max": MAX_SNAPSHOT_BYTES}, field="Snapshot"
+            )
     task = AlgoTask.objects.filter(pk=task_id).select_related("service").first()
     body = {k: v for k, v in document.items() if k != "Snapshot"}
     if task is not None and task.service_id:

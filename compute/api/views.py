@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -76,11 +77,15 @@ class NodeMonitorView(ContractView):
         body = self.body(request, s.NodeMonitorRequest)
         actions.ensure_local_node()
         if body["NodeID"] and body["NodeID"] != NodeID:
-            raise Invalid(f"differs from the NodeID in the URI ({NodeID!r})", field="NodeID")
+            raise Invalid(
+                _("differs from the NodeID in the URI (%(id)s)") % {"id": repr(NodeID)},
+                field="NodeID",
+            )
         node = actions.get_node(NodeID)
         if body["ClusterCode"] and body["ClusterCode"] != node.cluster.code:
             raise NotFound(
-                f"node {NodeID!r} is not in cluster {body['ClusterCode']!r}",
+                _("node %(id)s is not in cluster %(cluster)s")
+                % {"id": repr(NodeID), "cluster": repr(body["ClusterCode"])},
                 field="ClusterCode",
             )
         return Response(s.node_monitor_info(actions.node_status(node)))
@@ -120,7 +125,7 @@ class NodesView(ContractView):
         if body["AgentClient"]:
             agent_client = PlatformClient.objects.filter(name=body["AgentClient"]).first()
             if agent_client is None:
-                raise Invalid("no platform credential of that name", field="AgentClient")
+                raise Invalid(_("no platform credential of that name"), field="AgentClient")
         node = actions.create_node(
             name=body["Name"],
             cluster_code=body["ClusterCode"] or settings.FACILITY_CLUSTER_CODE,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -27,13 +29,13 @@ STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "file", "gb28181")
 class FlexibleIdField(serializers.Field):
     """AreaID is a number in the examples and a string elsewhere: keep either."""
 
-    default_error_messages = {"invalid": "must be a string or an integer"}
+    default_error_messages = {"invalid": gettext_lazy("must be a string or an integer")}
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, bool) or not isinstance(data, (str, int)):
             self.fail("invalid")
         if isinstance(data, str) and len(data) > 64:
-            raise serializers.ValidationError("at most 64 characters")
+            raise serializers.ValidationError(_("at most %(max)d characters") % {"max": 64})
         return data
 
     def to_representation(self, value: Any) -> Any:
@@ -54,7 +56,12 @@ class AreaSerializer(ContractSerializer):
         minimum = {"POLYGON": 3, "RECTANGLE": 2, "LINE": 2}[attrs["AreaType"]]
         if len(attrs["Points"]) < minimum:
             raise serializers.ValidationError(
-                {"Points": [f"a {attrs['AreaType']} needs at least {minimum} points"]}
+                {
+                    "Points": [
+                        _("a %(type)s needs at least %(min)d points")
+                        % {"type": attrs["AreaType"], "min": minimum}
+                    ]
+                }
             )
         return attrs
 
@@ -80,10 +87,12 @@ def check_receive_url(value: str) -> None:
         try:
             library_for(value)
         except ValueError as error:
-            raise serializers.ValidationError(f"GA/T 1400 view library URL {error}")
+            raise serializers.ValidationError(
+                _("GA/T 1400 view library URL %(error)s") % {"error": error}
+            )
         return
     if scheme not in ("http", "https"):
-        raise serializers.ValidationError("must be an http:// or https:// URL")
+        raise serializers.ValidationError(_("must be an http:// or https:// URL"))
 
 
 class RuleParamsSerializer(ContractSerializer):
@@ -108,7 +117,8 @@ class VideoStreamOptionsSerializer(ContractSerializer):
         scheme = value.split("://", 1)[0].lower() if "://" in value else ""
         if scheme not in STREAM_SCHEMES:
             raise serializers.ValidationError(
-                f"must be a stream URL ({', '.join(s + '://' for s in STREAM_SCHEMES)})"
+                _("must be a stream URL (%(schemes)s)")
+                % {"schemes": ", ".join(s + "://" for s in STREAM_SCHEMES)}
             )
         return value
 

@@ -34,6 +34,22 @@ def test_domain_messages_are_translated_too(api):
     assert response.body["Message"] == "AlgoFilePackageID: 没有算法包 nope"
 
 
+def test_task_and_ccp_messages_are_translated(api):
+    zh = {"Accept-Language": "zh-hans"}
+    task = api.get("/CAP/AlgoTasks/nope", **zh)
+    assert task.status_code == 404
+    assert task.body["Message"] == "ID: 没有任务 nope"
+    assert api.get("/CAP/AlgoTasks/nope").body["Message"] == "ID: no task nope"
+    engine = api.delete("/CCP/AlgoService/Engines/nope", **zh)
+    assert engine.status_code == 404
+    assert engine.body["Message"] == "没有 AlgoFilePackageID 为 nope 的引擎"
+    workload = api.post(
+        "/CCP/AlgoService/Workloads/nobody", {"ClusterCode": "c", "Namespace": "default"}, **zh
+    )
+    assert workload.status_code == 404
+    assert workload.body["Message"] == "命名空间 default 中没有工作负载 nobody"
+
+
 def test_default_language_is_a_setting(api, settings):
     settings.LANGUAGE_CODE = "zh-hans"
     response = api.post(PUSH, {"Url": "http://127.0.0.1:9/x"})
