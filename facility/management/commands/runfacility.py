@@ -38,6 +38,11 @@ class Command(BaseCommand):
         if not options["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=1)
         ensure_schedules()
+        # a first job for the workers, so readiness does not wait for the
+        # minute-cadence heartbeat schedule
+        from django_q.tasks import async_task
+
+        async_task("facility.health.worker_heartbeat", task_name="worker heartbeat")
         # one set of request counters across the web server's processes
         metrics_dir = Path(settings.DATA_DIR) / "prometheus"
         shutil.rmtree(metrics_dir, ignore_errors=True)
