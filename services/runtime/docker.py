@@ -287,6 +287,12 @@ class DockerRuntime:
             raise RuntimeError_(f"could not create the container: {error.explanation or error}")
         except docker.errors.DockerException as error:
             raise RuntimeError_(self._down_reason(error))
+        return ReplicaHandle(runtime=self.name, ref=self._start_or_remove(container))
+
+    @staticmethod
+    def _start_or_remove(container: Container) -> str:
+        """Start a created container; one that cannot start is removed, so
+        its name is free for the next attempt."""
         try:
             container.start()
         except docker.errors.DockerException as error:
@@ -294,7 +300,7 @@ class DockerRuntime:
             with contextlib.suppress(docker.errors.DockerException):
                 container.remove(force=True)
             raise RuntimeError_(f"could not start the container: {reason}")
-        return ReplicaHandle(runtime=self.name, ref=str(container.id))
+        return str(container.id)
 
     def _remove(self, container: Container) -> None:
         try:
@@ -453,14 +459,7 @@ class DockerRuntime:
             raise RuntimeError_(f"could not create the container: {error.explanation or error}")
         except docker.errors.DockerException as error:
             raise RuntimeError_(self._down_reason(error))
-        try:
-            container.start()
-        except docker.errors.DockerException as error:
-            reason = getattr(error, "explanation", None) or str(error)
-            with contextlib.suppress(docker.errors.DockerException):
-                container.remove(force=True)
-            raise RuntimeError_(f"could not start the container: {reason}")
-        return str(container.id)
+        return self._start_or_remove(container)
 
     def remove_container(self, ref: str, timeout_s: float = 5) -> None:
         """Stop (SIGTERM, then SIGKILL after timeout_s) and remove; idempotent."""

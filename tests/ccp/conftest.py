@@ -4,9 +4,7 @@ engine: the Docker tests skip, and fail with CI=true."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -16,25 +14,11 @@ from typing import Any
 
 import pytest
 
+from tests.support.docker import built_image, docker_cli, require_docker
+
 REPO = Path(__file__).resolve().parents[2]
 ENGINE = Path(__file__).with_name("engine.py")
 TEST_IMAGE = "facility-test/ccp-engine:1"
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def _unavailable(reason: str) -> None:
-    if _in_ci():
-        pytest.fail(f"CI=true and no Docker engine: {reason}", pytrace=False)
-    pytest.skip(f"no Docker engine: {reason}")
-
-
-def docker_cli(*args: str, check: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=300, check=check, **kw
-    )
 
 
 def ccp_containers() -> list[str]:
@@ -44,26 +28,8 @@ def ccp_containers() -> list[str]:
 
 @pytest.fixture(scope="session")
 def engine_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if shutil.which("docker") is None:
-        _unavailable("no docker command")
-    try:
-        ready = subprocess.run(
-            [str(REPO / "scripts/ensure-docker.sh")], capture_output=True, text=True, timeout=300
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        _unavailable(f"scripts/ensure-docker.sh: {error}")
-    if ready.returncode != 0:
-        lines = ready.stderr.strip().splitlines() or [f"exit status {ready.returncode}"]
-        _unavailable(f"scripts/ensure-docker.sh: {lines[-1]}")
-    built = subprocess.run(
-        [str(REPO / "scripts/build-base-image.sh"), "base"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=REPO,
-    )
-    assert built.returncode == 0, built.stderr[-2000:]
-    base = built.stdout.strip().splitlines()[-1]
+    require_docker()
+    base = built_image("base")
     context = tmp_path_factory.mktemp("ccp-image")
     shutil.copy(ENGINE, context / "engine.py")
     (context / "Dockerfile").write_text(

@@ -7,7 +7,6 @@ the test is skipped with the reason; with CI=true that is a failure."""
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import time
@@ -20,21 +19,11 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from .conftest import REPO, ScratchFacility, in_ci
+from tests.support.docker import docker_cli, require_docker
+
+from .conftest import REPO, ScratchFacility
 
 pytestmark = pytest.mark.docker
-
-
-def _unavailable(reason: str) -> None:
-    if in_ci():
-        pytest.fail(f"CI=true and no Docker engine: {reason}", pytrace=False)
-    pytest.skip(f"no Docker engine: {reason}")
-
-
-def docker_cli(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=check
-    )
 
 
 def free_port() -> int:
@@ -73,17 +62,7 @@ def wait_status(port: int, path: str, want: int, timeout: float) -> tuple[int, A
 
 @pytest.fixture(scope="module")
 def facility_image() -> str:
-    if shutil.which("docker") is None:
-        _unavailable("no docker command")
-    try:
-        ready = subprocess.run(
-            [str(REPO / "scripts/ensure-docker.sh")], capture_output=True, text=True, timeout=300
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        _unavailable(f"scripts/ensure-docker.sh: {error}")
-    if ready.returncode != 0:
-        lines = ready.stderr.strip().splitlines() or [f"exit status {ready.returncode}"]
-        _unavailable(f"scripts/ensure-docker.sh: {lines[-1]}")
+    require_docker()
     t0 = time.monotonic()
     built = subprocess.run(
         [str(REPO / "deploy/build-image.sh")],

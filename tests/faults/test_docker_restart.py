@@ -11,9 +11,7 @@ reason; with CI=true that is a failure instead."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -31,8 +29,14 @@ from services import jobs
 from services.choices import ReplicaState
 from services.models import Replica, ServiceEvent
 from services.runtime.base import LABEL_REPLICA
-from services.runtime.docker import DockerRuntime
 from tests.support import packages as pkg
+from tests.support.docker import (
+    built_image,
+    docker_cli,
+    ensure_docker,
+    require_docker,
+    unavailable,
+)
 from tests.support.engines import stop_all_replicas
 
 pytestmark = [pytest.mark.faults, pytest.mark.docker]
@@ -42,28 +46,6 @@ STUB = REPO / "tests" / "support" / "stub_engine.py"
 RUN = uuid.uuid4().hex[:8]
 TAG = f"facility-test/restart-stub:{RUN}"
 PID_FILE = Path("/var/run/docker.pid")
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def _unavailable(reason: str) -> None:
-    if _in_ci():
-        pytest.fail(f"CI=true and no Docker engine: {reason}", pytrace=False)
-    pytest.skip(f"no Docker engine: {reason}")
-
-
-def docker_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=300, check=check
-    )
-
-
-def ensure_docker() -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(REPO / "scripts/ensure-docker.sh")], capture_output=True, text=True, timeout=300
-    )
 
 
 def dockerd() -> psutil.Process | None:
@@ -82,27 +64,10 @@ def dockerd() -> psutil.Process | None:
 def image_package(tmp_path_factory: pytest.TempPathFactory) -> Iterator[bytes]:
     """The stub engine in the image form: built FROM the base image, saved to
     image.tar inside a tar.gz package; the tag removed again afterwards."""
-    try:
-        ready = ensure_docker()
-    except (OSError, subprocess.TimeoutExpired) as error:
-        _unavailable(f"scripts/ensure-docker.sh: {error}")
-    if ready.returncode != 0:
-        lines = ready.stderr.strip().splitlines() or [f"exit status {ready.returncode}"]
-        _unavailable(f"scripts/ensure-docker.sh: {lines[-1]}")
-    ok, why = DockerRuntime().is_available()
-    if not ok:
-        _unavailable(why)
+    require_docker()
     if dockerd() is None:
-        _unavailable(f"no dockerd process of this machine in {PID_FILE} to restart")
-    built = subprocess.run(
-        [str(REPO / "scripts/build-base-image.sh"), "base"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=REPO,
-    )
-    assert built.returncode == 0, built.stderr[-2000:]
-    base = built.stdout.strip().splitlines()[-1]
+        unavailable(f"no dockerd process of this machine in {PID_FILE} to restart")
+    base = built_image("base")
     context = tmp_path_factory.mktemp("image")
     (context / "stub_engine.py").write_bytes(STUB.read_bytes())
     (context / "Dockerfile").write_text(

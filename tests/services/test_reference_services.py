@@ -29,7 +29,7 @@ from services import jobs
 from services.choices import ReplicaState
 from services.models import Replica, ServiceEvent
 from tests.reference.conftest import media_folder, task_body
-from tests.services.runtime.test_docker import REPO, _unavailable, docker_cli
+from tests.support.docker import REPO, built_image, docker_cli, require_docker
 
 RUN = uuid.uuid4().hex[:8]
 
@@ -201,31 +201,8 @@ def engine_image() -> str:
     """A Docker engine (scripts/ensure-docker.sh) with facility/engine-python
     (built, or loaded from .cache/images). No engine: skipped, or failed with
     CI=true."""
-    import subprocess
-
-    from services.runtime.docker import DockerRuntime
-
-    try:
-        ready = subprocess.run(
-            [str(REPO / "scripts/ensure-docker.sh")], capture_output=True, text=True, timeout=300
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        _unavailable(f"scripts/ensure-docker.sh: {error}")
-    if ready.returncode != 0:
-        lines = ready.stderr.strip().splitlines() or [f"exit status {ready.returncode}"]
-        _unavailable(f"scripts/ensure-docker.sh: {lines[-1]}")
-    ok, why = DockerRuntime().is_available()
-    if not ok:
-        _unavailable(why)
-    built = subprocess.run(
-        [str(REPO / "scripts/build-base-image.sh"), "engine"],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        cwd=REPO,
-    )
-    assert built.returncode == 0, built.stderr[-2000:]
-    return built.stdout.strip().splitlines()[-1]
+    require_docker()
+    return built_image("engine", timeout=1200)
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,6 @@ reason; with CI=true that is a failure instead.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +25,7 @@ from services.runtime.base import (
     RuntimeError_,
 )
 from services.runtime.docker import DockerRuntime
+from tests.support.docker import built_image, docker_cli, require_docker
 
 from .conftest import STUB, get_json, port_closed, wait_answer, wait_for
 
@@ -37,48 +36,13 @@ RUN = uuid.uuid4().hex[:8]  # this run's containers carry facility.test=RUN
 TEST_LABEL = "facility.test"
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def _unavailable(reason: str) -> None:
-    if _in_ci():
-        pytest.fail(f"CI=true and no Docker engine: {reason}", pytrace=False)
-    pytest.skip(f"no Docker engine: {reason}")
-
-
-def docker_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=120, check=check
-    )
-
-
 @pytest.fixture(scope="module")
 def base_image() -> Iterator[str]:
-    try:
-        ready = subprocess.run(
-            [str(REPO / "scripts/ensure-docker.sh")], capture_output=True, text=True, timeout=300
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        _unavailable(f"scripts/ensure-docker.sh: {error}")
-    if ready.returncode != 0:
-        print(ready.stderr)  # the dockerd log tail, shown with the failure
-        lines = ready.stderr.strip().splitlines() or [f"exit status {ready.returncode}"]
-        _unavailable(f"scripts/ensure-docker.sh: {lines[-1]}")
-    ok, why = DockerRuntime().is_available()
-    if not ok:
-        _unavailable(why)
+    require_docker()
     t0 = time.monotonic()
-    built = subprocess.run(
-        [str(REPO / "scripts/build-base-image.sh"), "base"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=REPO,
-    )
-    assert built.returncode == 0, built.stderr[-2000:]
-    print(f"\nbase image ready in {time.monotonic() - t0:.1f} s: {built.stderr.strip()}")
-    yield built.stdout.strip().splitlines()[-1]
+    image = built_image("base")
+    print(f"\nbase image {image} ready in {time.monotonic() - t0:.1f} s")
+    yield image
     leftovers = docker_cli("ps", "-aq", "--filter", f"label={TEST_LABEL}={RUN}").stdout.split()
     if leftovers:
         docker_cli("rm", "-f", *leftovers, check=False)
