@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from algorithms.models import AlgoFilePackage, ExecFile
@@ -34,7 +35,7 @@ class ExecFileInline(admin.StackedInline):
     )
     readonly_fields = fields
 
-    @admin.display(description="progress")
+    @admin.display(description=_("progress"))
     def progress_display(self, obj: ExecFile) -> str:
         return f"{obj.progress} %"
 
@@ -84,7 +85,7 @@ class AlgoFilePackageAdmin(SimpleHistoryAdmin):
     fieldsets = (
         (None, {"fields": ("package_id", "status", "status_reason", "requested_name", "source")}),
         (
-            "Download",
+            _("Download"),
             {
                 "fields": (
                     "url",
@@ -103,7 +104,7 @@ class AlgoFilePackageAdmin(SimpleHistoryAdmin):
             },
         ),
         (
-            "algo.yaml",
+            _("algo.yaml"),
             {
                 "fields": (
                     "name",
@@ -118,8 +119,8 @@ class AlgoFilePackageAdmin(SimpleHistoryAdmin):
                 )
             },
         ),
-        ("Licence (CAD 表2)", {"fields": ("auth_address", "license_file")}),
-        ("Times", {"fields": ("has_run", "created_at", "updated_at")}),
+        (_("Licence (CAD 表2)"), {"fields": ("auth_address", "license_file")}),
+        (_("Times"), {"fields": ("has_run", "created_at", "updated_at")}),
     )
     inlines = [ExecFileInline]
     history_list_display = ("status", "transfer_state", "history_request_id")
@@ -128,7 +129,7 @@ class AlgoFilePackageAdmin(SimpleHistoryAdmin):
         # packages enter through the push interfaces, which fetch and check them
         return False
 
-    @admin.display(description="status", ordering="status")
+    @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj: AlgoFilePackage) -> str:
         colour = {0: "#777", 1: "#b8860b", 2: "#2e7d32", 3: "#1565c0", 4: "#c62828"}[obj.status]
         return format_html(
@@ -139,11 +140,11 @@ class AlgoFilePackageAdmin(SimpleHistoryAdmin):
             obj.get_status_display(),
         )
 
-    @admin.display(description="progress")
+    @admin.display(description=_("progress"))
     def progress_display(self, obj: AlgoFilePackage) -> str:
         return f"{obj.progress} %"
 
-    @admin.display(description="size", ordering="bytes_total")
+    @admin.display(description=_("size"), ordering="bytes_total")
     def size_display(self, obj: AlgoFilePackage) -> str:
         return _size(obj.bytes_total)
 

@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from algorithms.choices import ExecKind, PackageStatus, PushSource, TransferState
 from facility.history import history
@@ -18,19 +19,25 @@ class Transfer(models.Model):
     carries the generation it was started for and stops as soon as the row
     moved on (replaced, deleted, or re-queued after its worker died)."""
 
-    url = models.CharField(max_length=1024)
-    md5 = models.CharField("MD5 (declared)", max_length=32, blank=True)
+    url = models.CharField(max_length=1024, verbose_name=_("url"))
+    md5 = models.CharField(_("MD5 (declared)"), max_length=32, blank=True)
     transfer_state = models.CharField(
-        max_length=16, choices=TransferState.choices, default=TransferState.QUEUED, db_index=True
+        max_length=16,
+        choices=TransferState.choices,
+        default=TransferState.QUEUED,
+        db_index=True,
+        verbose_name=_("transfer state"),
     )
-    generation = models.PositiveIntegerField(default=1)
-    attempts = models.PositiveIntegerField(default=0)
-    bytes_done = models.BigIntegerField(default=0)
-    bytes_total = models.BigIntegerField(null=True, blank=True)
-    actual_md5 = models.CharField("MD5 (measured)", max_length=32, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    transfer_error = models.TextField(blank=True)
-    transfer_finished_at = models.DateTimeField(null=True, blank=True)
+    generation = models.PositiveIntegerField(default=1, verbose_name=_("generation"))
+    attempts = models.PositiveIntegerField(default=0, verbose_name=_("attempts"))
+    bytes_done = models.BigIntegerField(default=0, verbose_name=_("bytes done"))
+    bytes_total = models.BigIntegerField(null=True, blank=True, verbose_name=_("bytes total"))
+    actual_md5 = models.CharField(_("MD5 (measured)"), max_length=32, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, verbose_name=_("heartbeat at"))
+    transfer_error = models.TextField(blank=True, verbose_name=_("transfer error"))
+    transfer_finished_at = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("transfer finished at")
+    )
 
     class Meta:
         abstract = True
@@ -104,38 +111,48 @@ class Transfer(models.Model):
 class AlgoFilePackage(Transfer):
     """An algorithm package (表I.7): the archive, its algo.yaml and status."""
 
-    package_id = models.CharField("AlgoFilePackageID", max_length=40, primary_key=True)
+    package_id = models.CharField(_("AlgoFilePackageID"), max_length=40, primary_key=True)
     requested_name = models.CharField(
-        "Name (as pushed)", max_length=128, blank=True, help_text="Name sent with the push"
+        _("Name (as pushed)"), max_length=128, blank=True, help_text=_("Name sent with the push")
     )
-    source = models.CharField(max_length=8, choices=PushSource.choices, default=PushSource.CAP)
-    auth_address = models.CharField(max_length=1024, blank=True)
-    license_file = models.CharField(max_length=1024, blank=True)
+    source = models.CharField(
+        max_length=8, choices=PushSource.choices, default=PushSource.CAP, verbose_name=_("source")
+    )
+    auth_address = models.CharField(max_length=1024, blank=True, verbose_name=_("auth address"))
+    license_file = models.CharField(max_length=1024, blank=True, verbose_name=_("license file"))
     status = models.IntegerField(
-        choices=PackageStatus.choices, default=PackageStatus.WAITING, db_index=True
+        choices=PackageStatus.choices,
+        default=PackageStatus.WAITING,
+        db_index=True,
+        verbose_name=_("status"),
     )
-    status_reason = models.TextField(blank=True, help_text="why the package is in error")
-    has_run = models.BooleanField(default=False)
+    status_reason = models.TextField(
+        blank=True, help_text=_("why the package is in error"), verbose_name=_("status reason")
+    )
+    has_run = models.BooleanField(default=False, verbose_name=_("has run"))
 
     # what algo.yaml says (empty until the package is unpacked)
-    name = models.CharField(max_length=128, blank=True, db_index=True)
-    version = models.CharField(max_length=20, blank=True)
-    author = models.CharField(max_length=20, blank=True)
-    description = models.CharField(max_length=1024, blank=True)
-    tags = models.JSONField(default=list, blank=True)
-    bin = models.JSONField(default=dict, blank=True)
-    runtime = models.JSONField(default=dict, blank=True)
-    unpacked_bytes = models.BigIntegerField(null=True, blank=True)
-    content_dir = models.CharField(max_length=1024, blank=True)
+    name = models.CharField(max_length=128, blank=True, db_index=True, verbose_name=_("name"))
+    version = models.CharField(max_length=20, blank=True, verbose_name=_("version"))
+    author = models.CharField(max_length=20, blank=True, verbose_name=_("author"))
+    description = models.CharField(max_length=1024, blank=True, verbose_name=_("description"))
+    tags = models.JSONField(default=list, blank=True, verbose_name=_("tags"))
+    bin = models.JSONField(default=dict, blank=True, verbose_name=_("bin"))
+    runtime = models.JSONField(default=dict, blank=True, verbose_name=_("runtime"))
+    unpacked_bytes = models.BigIntegerField(null=True, blank=True, verbose_name=_("unpacked bytes"))
+    content_dir = models.CharField(max_length=1024, blank=True, verbose_name=_("content dir"))
 
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(
+        default=timezone.now, db_index=True, verbose_name=_("created at")
+    )
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     history = history()
 
     class Meta:
-        verbose_name = "algorithm package"
+        verbose_name = _("algorithm package")
         ordering = ["-created_at", "package_id"]
+        verbose_name_plural = _("algorithm packages")
 
     def __str__(self) -> str:
         label = self.name or self.requested_name
@@ -209,18 +226,24 @@ class ExecFile(Transfer):
     """The executable of a package pushed on its own (表32)."""
 
     package = models.OneToOneField(
-        AlgoFilePackage, on_delete=models.CASCADE, related_name="exec_file"
+        AlgoFilePackage,
+        on_delete=models.CASCADE,
+        related_name="exec_file",
+        verbose_name=_("package"),
     )
-    kind = models.CharField(max_length=10, choices=ExecKind.choices)
-    name = models.CharField(max_length=128, blank=True)
-    path = models.CharField(max_length=1024, blank=True, help_text="where the file is stored")
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(auto_now=True)
+    kind = models.CharField(max_length=10, choices=ExecKind.choices, verbose_name=_("kind"))
+    name = models.CharField(max_length=128, blank=True, verbose_name=_("name"))
+    path = models.CharField(
+        max_length=1024, blank=True, help_text=_("where the file is stored"), verbose_name=_("path")
+    )
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     history = history()
 
     class Meta:
-        verbose_name = "exec file"
+        verbose_name = _("exec file")
+        verbose_name_plural = _("exec files")
 
     def __str__(self) -> str:
         return f"{self.kind} for {self.package_id}"

@@ -5,6 +5,7 @@ import csv
 from django.contrib import admin, messages
 from django.http import HttpResponse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from facility.models import AuditRecord, PlatformClient, PlatformRegistration
 
@@ -31,12 +32,14 @@ class PlatformClientAdmin(admin.ModelAdmin):
         # a token is shown once: create clients with `manage.py create_platform_client`
         return False
 
-    @admin.action(description="Revoke the selected credentials")
+    @admin.action(description=_("Revoke the selected credentials"))
     def revoke(self, request, queryset) -> None:  # type: ignore[no-untyped-def]
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
-        self.message_user(request, f"{count} credential(s) revoked", messages.SUCCESS)
+        self.message_user(
+            request, _("%(count)d credential(s) revoked") % {"count": count}, messages.SUCCESS
+        )
 
-    @admin.action(description="Rotate: give the selected clients new tokens (shown once)")
+    @admin.action(description=_("Rotate: give the selected clients new tokens (shown once)"))
     def rotate(self, request, queryset) -> None:  # type: ignore[no-untyped-def]
         for client in queryset:
             token = PlatformClient.new_token()
@@ -45,7 +48,8 @@ class PlatformClientAdmin(admin.ModelAdmin):
             client.save()
             self.message_user(
                 request,
-                f"{client.name}: new token {token} — copy it now, it is not shown again",
+                _("%(client)s: new token %(token)s — copy it now, it is not shown again")
+                % {"client": client.name, "token": token},
                 messages.WARNING,
             )
 
@@ -67,7 +71,7 @@ class AuditRecordAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False
 
-    @admin.action(description="Export the selected records as CSV")
+    @admin.action(description=_("Export the selected records as CSV"))
     def export_csv(self, request, queryset) -> HttpResponse:  # type: ignore[no-untyped-def]
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="audit.csv"'

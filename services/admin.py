@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from services.models import AlgoService, Replica, ServiceEvent
@@ -66,7 +67,7 @@ class AlgoServiceAdmin(SimpleHistoryAdmin):
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
         return False
 
-    @admin.display(description="running")
+    @admin.display(description=_("running"))
     def running_replicas(self, obj: AlgoService) -> str:
         running = obj.replica_set.filter(state="running").count()
         return f"{running}/{obj.replicas}"
@@ -86,14 +87,16 @@ class AlgoServiceAdmin(SimpleHistoryAdmin):
 
         delete_service(obj.service_id)
 
-    @admin.action(description="Restart all replicas of the selected services")
+    @admin.action(description=_("Restart all replicas of the selected services"))
     def restart_replicas(self, request, queryset) -> None:  # type: ignore[no-untyped-def]
         from services.actions import restart_service
 
         for service in queryset:
             restart_service(service.service_id)
         self.message_user(
-            request, f"restart queued for {queryset.count()} service(s)", messages.SUCCESS
+            request,
+            _("restart queued for %(count)d service(s)") % {"count": queryset.count()},
+            messages.SUCCESS,
         )
 
 
@@ -117,7 +120,7 @@ class ReplicaAdmin(SimpleHistoryAdmin):
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
         return False
 
-    @admin.display(description="recent logs")
+    @admin.display(description=_("recent logs"))
     def recent_logs(self, obj: Replica) -> str:
         from services.actions import replica_logs
 

@@ -4,6 +4,7 @@ import uuid
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from algorithms.models import AlgoFilePackage
 from compute.models import Node, XpuCard
@@ -25,34 +26,61 @@ class AlgoService(models.Model):
     """An algorithm service (表J.7): a package running as N replicas; also a
     package installed on this device (CAD 表4, kind=machine)."""
 
-    service_id = models.CharField("AlgoServiceID", max_length=128, primary_key=True)
-    kind = models.CharField(max_length=8, choices=ServiceKind.choices, default=ServiceKind.SERVICE)
-    package = models.ForeignKey(AlgoFilePackage, on_delete=models.PROTECT, related_name="services")
-    replicas = models.PositiveIntegerField("desired replicas")
-    xpu_type = models.CharField("XpuType", max_length=20)
-    env = models.JSONField(default=list, blank=True, help_text='[{"Name", "Value"}]')
-    args = models.CharField(max_length=1024, blank=True, help_text="CAD 表4 Args")
-    host_name = models.CharField("HostName", max_length=50, blank=True)
-    runtime = models.CharField(max_length=16)
-    image = models.CharField(max_length=256, blank=True, help_text="loaded image (docker)")
-    xpu_quota = models.FloatField("XpuQuota", default=0)
+    service_id = models.CharField(_("AlgoServiceID"), max_length=128, primary_key=True)
+    kind = models.CharField(
+        max_length=8,
+        choices=ServiceKind.choices,
+        default=ServiceKind.SERVICE,
+        verbose_name=_("kind"),
+    )
+    package = models.ForeignKey(
+        AlgoFilePackage,
+        on_delete=models.PROTECT,
+        related_name="services",
+        verbose_name=_("package"),
+    )
+    replicas = models.PositiveIntegerField(_("desired replicas"))
+    xpu_type = models.CharField(_("XpuType"), max_length=20)
+    env = models.JSONField(
+        default=list, blank=True, help_text=_('[{"Name", "Value"}]'), verbose_name=_("env")
+    )
+    args = models.CharField(
+        max_length=1024, blank=True, help_text=_("CAD 表4 Args"), verbose_name=_("args")
+    )
+    host_name = models.CharField(_("HostName"), max_length=50, blank=True)
+    runtime = models.CharField(max_length=16, verbose_name=_("runtime"))
+    image = models.CharField(
+        max_length=256, blank=True, help_text=_("loaded image (docker)"), verbose_name=_("image")
+    )
+    xpu_quota = models.FloatField(_("XpuQuota"), default=0)
     stream_capacity = models.PositiveIntegerField(
-        default=0, help_text="Stream_Video_Quota of one replica"
+        default=0,
+        help_text=_("Stream_Video_Quota of one replica"),
+        verbose_name=_("stream capacity"),
     )
     status = models.CharField(
-        max_length=16, choices=ServiceStatus.choices, default=ServiceStatus.INIT, db_index=True
+        max_length=16,
+        choices=ServiceStatus.choices,
+        default=ServiceStatus.INIT,
+        db_index=True,
+        verbose_name=_("status"),
     )
-    status_reason = models.TextField(blank=True)
-    deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    status_reason = models.TextField(blank=True, verbose_name=_("status reason"))
+    deleted_at = models.DateTimeField(
+        null=True, blank=True, db_index=True, verbose_name=_("deleted at")
+    )
+    created_at = models.DateTimeField(
+        default=timezone.now, db_index=True, verbose_name=_("created at")
+    )
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     history = history()
     objects = AlgoServiceQuerySet.as_manager()
 
     class Meta:
-        verbose_name = "algorithm service"
+        verbose_name = _("algorithm service")
         ordering = ["-created_at", "service_id"]
+        verbose_name_plural = _("algorithm services")
 
     def __str__(self) -> str:
         return self.service_id
@@ -64,26 +92,43 @@ class AlgoService(models.Model):
 class Replica(models.Model):
     """One running copy of a service on a node, holding a share of a card."""
 
-    service = models.ForeignKey(AlgoService, on_delete=models.CASCADE, related_name="replica_set")
-    index = models.PositiveIntegerField()
-    name = models.CharField(max_length=63, unique=True)
-    node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="replicas")
+    service = models.ForeignKey(
+        AlgoService, on_delete=models.CASCADE, related_name="replica_set", verbose_name=_("service")
+    )
+    index = models.PositiveIntegerField(verbose_name=_("index"))
+    name = models.CharField(max_length=63, unique=True, verbose_name=_("name"))
+    node = models.ForeignKey(
+        Node, on_delete=models.PROTECT, related_name="replicas", verbose_name=_("node")
+    )
     card = models.ForeignKey(
-        XpuCard, on_delete=models.SET_NULL, null=True, blank=True, related_name="replicas"
+        XpuCard,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="replicas",
+        verbose_name=_("card"),
     )
-    quota = models.FloatField(default=0, help_text="share of the card held")
-    port = models.PositiveIntegerField(help_text="engine port on the node")
-    runtime = models.CharField(max_length=16)
-    handle_ref = models.CharField(max_length=128, blank=True)
+    quota = models.FloatField(
+        default=0, help_text=_("share of the card held"), verbose_name=_("quota")
+    )
+    port = models.PositiveIntegerField(
+        help_text=_("engine port on the node"), verbose_name=_("port")
+    )
+    runtime = models.CharField(max_length=16, verbose_name=_("runtime"))
+    handle_ref = models.CharField(max_length=128, blank=True, verbose_name=_("handle ref"))
     state = models.CharField(
-        max_length=12, choices=ReplicaState.choices, default=ReplicaState.PENDING, db_index=True
+        max_length=12,
+        choices=ReplicaState.choices,
+        default=ReplicaState.PENDING,
+        db_index=True,
+        verbose_name=_("state"),
     )
-    reason = models.TextField(blank=True)
-    restarts = models.PositiveIntegerField(default=0)
-    started_at = models.DateTimeField(null=True, blank=True)
-    healthy_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(auto_now=True)
+    reason = models.TextField(blank=True, verbose_name=_("reason"))
+    restarts = models.PositiveIntegerField(default=0, verbose_name=_("restarts"))
+    started_at = models.DateTimeField(null=True, blank=True, verbose_name=_("started at"))
+    healthy_at = models.DateTimeField(null=True, blank=True, verbose_name=_("healthy at"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     history = history()
 
@@ -92,6 +137,8 @@ class Replica(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["service", "index"], name="replica_index_unique"),
         ]
+        verbose_name_plural = _("replicas")
+        verbose_name = _("replica")
 
     def __str__(self) -> str:
         return self.name
@@ -106,14 +153,18 @@ class ServiceEvent(models.Model):
     """What happened to a service's replicas (started, healthy, crashed,
     restarted, re-adopted, stopped), for operators."""
 
-    service = models.ForeignKey(AlgoService, on_delete=models.CASCADE, related_name="events")
-    replica_name = models.CharField(max_length=63, blank=True)
-    at = models.DateTimeField(default=timezone.now, db_index=True)
-    kind = models.CharField(max_length=32)
-    message = models.TextField(blank=True)
+    service = models.ForeignKey(
+        AlgoService, on_delete=models.CASCADE, related_name="events", verbose_name=_("service")
+    )
+    replica_name = models.CharField(max_length=63, blank=True, verbose_name=_("replica name"))
+    at = models.DateTimeField(default=timezone.now, db_index=True, verbose_name=_("at"))
+    kind = models.CharField(max_length=32, verbose_name=_("kind"))
+    message = models.TextField(blank=True, verbose_name=_("message"))
 
     class Meta:
         ordering = ["-at", "-id"]
+        verbose_name_plural = _("service events")
+        verbose_name = _("service event")
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind} {self.replica_name}"

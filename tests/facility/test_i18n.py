@@ -4,6 +4,7 @@ marks for translation."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -107,3 +108,28 @@ def test_every_marked_string_has_a_chinese_translation(tmp_path):
     ]
     assert not missing, f"untranslated (run scripts/update-translations.sh): {missing}"
     assert len(fresh) >= 50
+
+
+def _manage(*args: str, language: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FACILITY_LANGUAGE": language}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_management_commands_speak_the_configured_language(tmp_path):
+    """Operators read command output too: it follows FACILITY_LANGUAGE."""
+    short = ("create_platform_client", "someone", "--token", "short")
+    chinese = _manage(*short, language="zh-hans")
+    assert chinese.returncode == 1
+    assert "--token 至少需要 24 个字符" in chinese.stderr
+    english = _manage(*short, language="en")
+    assert "--token must be at least 24 characters" in english.stderr
+    absent = str(tmp_path / "absent")
+    missing = _manage("restore", "--from", absent, language="zh-hans")
+    assert f"{absent} 不存在" in missing.stderr

@@ -15,6 +15,7 @@ from typing import Any
 import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
 
 from compute.probes import probes_for_local_node, read_all
 
@@ -76,7 +77,7 @@ class Command(BaseCommand):
         token = os.environ.get("FACILITY_AGENT_TOKEN", "")
         if not (options["facility"] and options["node"] and token):
             raise CommandError(
-                "set --facility, --node and the FACILITY_AGENT_TOKEN environment variable"
+                _("set --facility, --node and the FACILITY_AGENT_TOKEN environment variable")
             )
         url = f"{options['facility'].rstrip('/')}/api/compute/nodes/{options['node']}/samples"
         interval = options["interval"] or settings.FACILITY_SAMPLE_INTERVAL_S
@@ -85,7 +86,7 @@ class Command(BaseCommand):
         probes = probes_for_local_node()
         stop = threading.Event()
         previous = {
-            signum: signal.signal(signum, lambda *_: stop.set())
+            signum: signal.signal(signum, lambda *args: stop.set())
             for signum in (signal.SIGTERM, signal.SIGINT)
         }
         posted = ticks = 0
@@ -96,16 +97,20 @@ class Command(BaseCommand):
                 try:
                     response = session.post(url, json=body, timeout=(5, 15))
                 except requests.RequestException as error:
-                    self.stderr.write(f"agent: facility unreachable: {error}")
+                    self.stderr.write(
+                        _("agent: facility unreachable: %(error)s") % {"error": error}
+                    )
                 else:
                     if response.status_code in (401, 403, 404):
                         # a wrong credential or node does not heal by retrying
                         raise CommandError(
-                            f"agent: facility refused ({response.status_code}): "
-                            f"{response.text[:300]}"
+                            _("agent: facility refused (%(status)d): %(answer)s")
+                            % {"status": response.status_code, "answer": response.text[:300]}
                         )
                     if response.status_code != 200:
-                        self.stderr.write(f"agent: HTTP {response.status_code}")
+                        self.stderr.write(
+                            _("agent: HTTP %(status)d") % {"status": response.status_code}
+                        )
                     else:
                         posted += 1
                 ticks += 1
@@ -119,4 +124,4 @@ class Command(BaseCommand):
                 signal.signal(signum, handler)
             for probe in probes:
                 probe.close()
-        self.stdout.write(f"agent: {posted} sample(s) posted")
+        self.stdout.write(_("agent: %(count)d sample(s) posted") % {"count": posted})

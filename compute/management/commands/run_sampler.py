@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections, connection
+from django.utils.translation import gettext as _
 
 from compute import jobs
 
@@ -27,7 +28,7 @@ class Command(BaseCommand):
         interval = options["interval"] or settings.FACILITY_SAMPLE_INTERVAL_S
         stop = threading.Event()
         previous = {
-            signum: signal.signal(signum, lambda *_: stop.set())
+            signum: signal.signal(signum, lambda *args: stop.set())
             for signum in (signal.SIGTERM, signal.SIGINT)
         }
         taken = ticks = 0
@@ -42,7 +43,7 @@ class Command(BaseCommand):
                     jobs.sample_local_node(force=True)
                     taken += 1
                 except Exception as error:  # keep sampling through a passing DB outage
-                    self.stderr.write(f"sampler: {error!r}")
+                    self.stderr.write(_("sampler: %(error)r") % {"error": error})
                 ticks += 1
                 if options["count"] and ticks >= options["count"]:
                     break
@@ -54,4 +55,4 @@ class Command(BaseCommand):
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             jobs.close_probes()
-        self.stdout.write(f"sampler: {taken} sample(s) stored")
+        self.stdout.write(_("sampler: %(count)d sample(s) stored") % {"count": taken})

@@ -23,6 +23,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
 from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 FORMAT = "facility-backup"
 FORMAT_VERSION = 1
@@ -104,7 +105,7 @@ class Command(BaseCommand):
         archive = out.name.endswith((".tar.gz", ".tgz", ".tar"))
         if archive:
             if out.exists():
-                raise CommandError(f"{out} exists; choose a new file name")
+                raise CommandError(_("%(path)s exists; choose a new file name") % {"path": out})
             with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
                 folder = Path(scratch) / out.name.split(".")[0]
                 manifest = self.write_backup(folder, with_files=not options["no_files"])
@@ -115,12 +116,17 @@ class Command(BaseCommand):
                 partial.replace(out)
         else:
             if out.exists() and (not out.is_dir() or any(out.iterdir())):
-                raise CommandError(f"{out} exists and is not an empty folder")
+                raise CommandError(_("%(path)s exists and is not an empty folder") % {"path": out})
             manifest = self.write_backup(out, with_files=not options["no_files"])
         records = sum(manifest["database"]["records"].values())
         self.stdout.write(
-            f"backup: {records} database records, {len(manifest['files'])} files "
-            f"({sum(f['bytes'] for f in manifest['files'])} bytes) in {out}"
+            _("backup: %(records)d database records, %(files)d files (%(bytes)d bytes) in %(path)s")
+            % {
+                "records": records,
+                "files": len(manifest["files"]),
+                "bytes": sum(f["bytes"] for f in manifest["files"]),
+                "path": out,
+            }
         )
 
     def write_backup(self, folder: Path, *, with_files: bool) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from facility.models import PlatformClient
 
@@ -33,11 +34,14 @@ class Command(BaseCommand):
         name: str = options["name"]
         token: str = options["token"] or PlatformClient.new_token()
         if len(token) < 24:
-            raise CommandError("--token must be at least 24 characters")
+            raise CommandError(_("--token must be at least 24 characters"))
         with transaction.atomic():
             client = PlatformClient.objects.filter(name=name).first()
             if client is not None and not options["rotate"]:
-                raise CommandError(f"client {name!r} exists; use --rotate to give it a new token")
+                raise CommandError(
+                    _("client %(name)r exists; use --rotate to give it a new token")
+                    % {"name": name}
+                )
             if client is None:
                 user = get_user_model().objects.create(username=f"platform:{name}"[:150])
                 user.set_unusable_password()
@@ -50,6 +54,8 @@ class Command(BaseCommand):
         if options["quiet"]:
             self.stdout.write(token)
             return
-        self.stdout.write(f"Platform client {name!r} ready. Its token (shown only now):\n")
+        self.stdout.write(
+            _("Platform client %(name)r ready. Its token (shown only now):") % {"name": name} + "\n"
+        )
         self.stdout.write(token + "\n")
-        self.stdout.write("Send it as:  Authorization: Bearer <token>   (or X-API-Key: <token>)")
+        self.stdout.write(_("Send it as:  Authorization: Bearer <token>   (or X-API-Key: <token>)"))

@@ -18,6 +18,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 from django.db.migrations.loader import MigrationLoader
+from django.utils.translation import gettext as _
 
 from facility.management.commands.backup import (
     FORMAT,
@@ -59,7 +60,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         source = Path(options["source"]).absolute()
         if not source.exists():
-            raise CommandError(f"{source} does not exist")
+            raise CommandError(_("%(path)s does not exist") % {"path": source})
         if source.is_dir():
             self.restore(source, options)
             return
@@ -68,7 +69,10 @@ class Command(BaseCommand):
                 tar.extractall(scratch, filter="data")
             found = [p.parent for p in Path(scratch).glob(f"*/{MANIFEST_FILE}")]
             if len(found) != 1:
-                raise CommandError(f"{source}: no single backup folder with {MANIFEST_FILE}")
+                raise CommandError(
+                    _("%(path)s: no single backup folder with %(manifest)s")
+                    % {"path": source, "manifest": MANIFEST_FILE}
+                )
             self.restore(found[0], options)
 
     # --- steps -------------------------------------------------------------
@@ -85,19 +89,38 @@ class Command(BaseCommand):
         loaded = self.load(folder, manifest)
         copied = self.copy_files(folder, manifest) if with_files else 0
         self.stdout.write(
-            f"restore: {loaded} database records and {copied} files from {folder} "
-            f"(backup of {manifest['created_at']})"
+            _(
+                "restore: %(records)d database records and %(files)d files from %(path)s "
+                "(backup of %(created)s)"
+            )
+            % {
+                "records": loaded,
+                "files": copied,
+                "path": folder,
+                "created": manifest["created_at"],
+            }
         )
 
     def read_manifest(self, folder: Path) -> dict[str, Any]:
         path = folder / MANIFEST_FILE
         if not path.is_file():
-            raise CommandError(f"{folder}: no {MANIFEST_FILE}; not a backup")
+            raise CommandError(
+                _("%(path)s: no %(manifest)s; not a backup")
+                % {"path": folder, "manifest": MANIFEST_FILE}
+            )
         manifest = json.loads(path.read_text(encoding="utf-8"))
         if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
             raise CommandError(
-                f"{folder}: backup format {manifest.get('format')!r} version "
-                f"{manifest.get('format_version')!r}; this release reads {FORMAT} {FORMAT_VERSION}"
+                _(
+                    "%(path)s: backup format %(format)r version %(version)r; "
+                    "this release reads %(ours)s"
+                )
+                % {
+                    "path": folder,
+                    "format": manifest.get("format"),
+                    "version": manifest.get("format_version"),
+                    "ours": f"{FORMAT} {FORMAT_VERSION}",
+                }
             )
         return manifest
 
@@ -115,8 +138,8 @@ class Command(BaseCommand):
                 bad.append(item["path"])
         if bad:
             raise CommandError(
-                f"{len(bad)} file(s) of the backup are missing or damaged (checksum): "
-                + ", ".join(bad[:10])
+                _("%(count)d file(s) of the backup are missing or damaged (checksum): %(files)s")
+                % {"count": len(bad), "files": ", ".join(bad[:10])}
             )
 
     def check_backup_migrations(self, manifest: dict[str, Any], *, allow: bool) -> None:
@@ -134,9 +157,11 @@ class Command(BaseCommand):
         )
         if unknown:
             raise CommandError(
-                "the backup comes from a newer release (migrations this one lacks: "
-                + ", ".join(unknown[:10])
-                + "); restore it with that release"
+                _(
+                    "the backup comes from a newer release (migrations this one lacks: "
+                    "%(migrations)s); restore it with that release"
+                )
+                % {"migrations": ", ".join(unknown[:10])}
             )
         missing = sorted(
             f"{app}.{name}"
@@ -146,16 +171,20 @@ class Command(BaseCommand):
         )
         if missing and not allow:
             raise CommandError(
-                "the backup comes from an older release (it lacks migrations "
-                + ", ".join(missing[:10])
-                + "): restore it with the release that made it, then upgrade "
-                "(docs/upgrade.md), or pass --allow-migration-mismatch"
+                _(
+                    "the backup comes from an older release (it lacks migrations "
+                    "%(migrations)s): restore it with the release that made it, then upgrade "
+                    "(docs/upgrade.md), or pass --allow-migration-mismatch"
+                )
+                % {"migrations": ", ".join(missing[:10])}
             )
 
     def check_empty_folders(self, manifest: dict[str, Any]) -> None:
         for name, target in file_trees().items():
             if name in manifest["trees"] and target.is_dir() and any(target.iterdir()):
-                raise CommandError(f"{target} is not empty; restore needs an empty facility")
+                raise CommandError(
+                    _("%(path)s is not empty; restore needs an empty facility") % {"path": target}
+                )
 
     def check_empty_database(self, manifest: dict[str, Any]) -> None:
         busy = []

@@ -5,6 +5,7 @@ import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
+from django.utils.translation import gettext as _
 
 from facility.loops import LOOPS, run_all
 
@@ -22,7 +23,9 @@ class Command(BaseCommand):
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
         threads = run_all(stop, options["names"] or None)
-        self.stdout.write(f"loops running: {', '.join(t.name for t in threads)}")
+        self.stdout.write(
+            _("loops running: %(loops)s") % {"loops": ", ".join(t.name for t in threads)}
+        )
         while not stop.is_set():
             stop.wait(1.0)
         for thread in threads:

@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
+from django.utils.translation import gettext as _
 
 from facility.schedules import ensure_schedules
 
@@ -84,8 +85,11 @@ class Command(BaseCommand):
             commands["gb28181"] = [*manage, "run_gb28181"]
         children = {name: spawn(name) for name in commands}
         self.stdout.write(
-            f"facility: API on http://{options['bind']} (Swagger UI at /api/docs/, admin at "
-            f"/admin/), workers pid {children['workers'].pid}"
+            _(
+                "facility: API on http://%(bind)s (Swagger UI at /api/docs/, admin at /admin/), "
+                "workers pid %(pid)d"
+            )
+            % {"bind": options["bind"], "pid": children["workers"].pid}
         )
         stopping = False
 
@@ -106,8 +110,8 @@ class Command(BaseCommand):
                 recent = [t for t in restarts[name] if time.monotonic() - t < 60]
                 delay = min(30.0, 0.5 * 2 ** len(recent)) if recent else 0.0
                 self.stderr.write(
-                    f"facility: {name} exited with {child.returncode}; "
-                    f"starting it again in {delay:.1f} s"
+                    _("facility: %(name)s exited with %(code)s; starting it again in %(delay).1f s")
+                    % {"name": name, "code": child.returncode, "delay": delay}
                 )
                 if delay:
                     time.sleep(delay)
