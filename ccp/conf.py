@@ -1,5 +1,6 @@
-"""The ccp app's settings, each read with a default so that facility/settings.py
-need not list them (override them there or in the environment's settings module).
+"""The ccp app's settings, each read with a default. facility/settings.py sets
+each from the environment variable FACILITY_<name> (e.g. FACILITY_CCP_BACKEND);
+a settings module of one's own may override them.
 
 CCP_BACKEND                "docker" (default) or "kubernetes"
 CCP_ENGINE_STORE           folder for downloaded engine files (default DATA_DIR/ccp)

@@ -18,7 +18,7 @@ from algorithms import unpack
 from algorithms.fetch import DownloadError, downloader_for
 from algorithms.jobs import fetch_limits, unpack_limits
 from algorithms.manifest import ManifestError, read_manifest
-from ccp import actions, conf
+from ccp import actions, conf, kube_nodes
 from ccp.backends import get_backend
 from ccp.backends.base import BackendError
 from ccp.choices import EngineState, FileType
@@ -166,4 +166,5 @@ def reconcile_workloads() -> dict[str, int]:
             _note(workload.pk, reason)
             counts["workloads"] += 1
             counts["unmet"] += bool(reason)
+    kube_nodes.sample()  # the cluster's nodes in the monitors, when it serves metrics
     return counts
