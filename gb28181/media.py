@@ -104,7 +104,8 @@ class Reorderer:
 class RtpReceiver:
     """Listens on a fresh port, reassembles the PS and decodes its video with
     PyAV in a second thread; `frames` counts decoded frames, `on_frame` gets
-    each (an av.VideoFrame)."""
+    each (an av.VideoFrame). With `on_data` the PS bytes, in order, go there
+    instead and nothing is decoded here (the relay hands them to engines)."""
 
     def __init__(
         self,
@@ -112,9 +113,11 @@ class RtpReceiver:
         tcp: bool = False,
         on_frame: Callable[[Any], None] | None = None,
         read_timeout_s: float = 10.0,
+        on_data: Callable[[bytes], None] | None = None,
     ) -> None:
         self.tcp = tcp
         self.on_frame = on_frame
+        self.on_data = on_data
         kind = socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM
         self.sock = socket.socket(socket.AF_INET, kind)
         if tcp:
@@ -139,10 +142,18 @@ class RtpReceiver:
 
     def _payload(self, data: bytes) -> None:
         self.bytes += len(data)
-        self.stream.feed(data)
+        if self.on_data is not None:
+            self.on_data(data)
+        else:
+            self.stream.feed(data)
 
     def start(self) -> None:
-        for target, name in ((self._receive, "rtp-receive"), (self._decode, "ps-decode")):
+        targets = [(self._receive, "rtp-receive")]
+        if self.on_data is None:
+            targets.append((self._decode, "ps-decode"))
+        else:
+            self.decoded.set()  # nothing to drain here
+        for target, name in targets:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)

@@ -634,11 +634,13 @@ class SipServer:
         channel_id: str,
         tcp: bool = False,
         on_frame: Callable[[Any], None] | None = None,
+        on_data: Callable[[bytes], None] | None = None,
     ) -> PlaySession:
-        """Ask a channel for live video (PS/90000 over RTP, UDP or TCP passive)."""
+        """Ask a channel for live video (PS/90000 over RTP, UDP or TCP passive):
+        decoded frames go to `on_frame`, or the PS bytes to `on_data`."""
         addr = self.device_addr(device_id)
         media_host = settings.GB28181_MEDIA_HOST or self.host
-        receiver = RtpReceiver(media_host, tcp=tcp, on_frame=on_frame)
+        receiver = RtpReceiver(media_host, tcp=tcp, on_frame=on_frame, on_data=on_data)
         receiver.start()
         ssrc = f"0{self.realm[3:8]}{next(self._ssrc) % 10000:04d}"
         proto = "TCP/RTP/AVP" if tcp else "RTP/AVP"
@@ -693,6 +695,10 @@ class SipServer:
                 uri=session.remote_target,
             )
             self.send(ack, addr)
+            if session.state != "inviting":  # stopped while the device was answering
+                session.state = "playing"
+                self.bye(session)
+                return
             session.state = "playing"
             session.changed.set()
 

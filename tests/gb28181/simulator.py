@@ -37,13 +37,28 @@ class Channel:
     status: str = "ON"
 
 
-def ps_frames(clip: Path) -> Iterator[tuple[int, bytes]]:
-    """(90 kHz timestamp, PS bytes) per video frame of the clip, muxed as MPEG-PS."""
+def ps_frames(clip: Path, loops: int = 1) -> Iterator[tuple[int, bytes]]:
+    """(90 kHz timestamp, PS bytes) per video frame of the clip, muxed as MPEG-PS;
+    `loops` times in a row with growing timestamps (0: for ever), as a live
+    camera's stream never starts over."""
+    loop = 0
+    offset_s = 0.0
+    while loops <= 0 or loop < loops:
+        duration_s = 0.0
+        for ts_s, chunk in _ps_once(clip, offset_s):
+            duration_s = max(duration_s, ts_s - offset_s)
+            yield int(ts_s * 90000), chunk
+        offset_s += duration_s + 0.1  # the last frame's own duration (10 fps)
+        loop += 1
+
+
+def _ps_once(clip: Path, offset_s: float) -> Iterator[tuple[float, bytes]]:
     import av
 
     out_buf = io.BytesIO()
     with av.open(str(clip)) as src:
         stream = src.streams.video[0]
+        shift = int(offset_s / stream.time_base)
         out = av.open(out_buf, "w", format="mpeg")
         ostream = out.add_stream_from_template(stream)
         bsf = av.bitstream.BitStreamFilterContext("h264_mp4toannexb", stream)
@@ -53,9 +68,12 @@ def ps_frames(clip: Path) -> Iterator[tuple[int, bytes]]:
                 continue
             for filtered in bsf.filter(packet):
                 filtered.stream = ostream
+                if shift:
+                    filtered.pts = (filtered.pts or 0) + shift
+                    filtered.dts = (filtered.dts or 0) + shift
+                ts = float((filtered.pts or 0) * stream.time_base)  # mux rescales pts
                 start = out_buf.tell()
                 out.mux(filtered)
-                ts = int((filtered.pts or 0) * stream.time_base * 90000)
                 chunks.append((ts, start))
         out.close()
     data = out_buf.getvalue()
@@ -66,9 +84,20 @@ def ps_frames(clip: Path) -> Iterator[tuple[int, bytes]]:
             yield ts, data[begin:end]
 
 
-def rtp_packets(frames: Iterator[tuple[int, bytes]], ssrc: int, mtu: int = 1400) -> Iterator[bytes]:
+def rtp_packets(
+    frames: Iterator[tuple[int, bytes]], ssrc: int, mtu: int = 1400, realtime: bool = False
+) -> Iterator[bytes]:
+    """RTP packets of the frames; `realtime` paces them by their timestamps, as
+    a camera sends them."""
     seq = 0
+    start = time.monotonic()
+    first: int | None = None
     for ts, payload in frames:
+        if realtime:
+            first = ts if first is None else first
+            delay = start + (ts - first) / 90000 - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
         pieces = [payload[i : i + mtu] for i in range(0, len(payload), mtu)]
         for n, piece in enumerate(pieces):
             marker = 0x80 if n == len(pieces) - 1 else 0
@@ -100,7 +129,10 @@ class DeviceSimulator:
         channels: list[Channel] | None = None,
         split_catalog: bool = True,
         clip: Path = CLIP,
+        live: bool = False,
     ) -> None:
+        """`live`: stream the clip in real time, over and over, until BYE
+        (otherwise once, as fast as loopback takes it)."""
         self.platform = platform
         self.device_id = device_id
         self.password = password
@@ -112,6 +144,8 @@ class DeviceSimulator:
         ]
         self.split_catalog = split_catalog
         self.clip = clip
+        self.live = live
+        self.invites: list[SipMessage] = []
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.1)
@@ -301,6 +335,7 @@ class DeviceSimulator:
         self._request("MESSAGE", secrets.token_hex(8), body=body)
 
     def _on_invite(self, msg: SipMessage, addr: tuple[str, int]) -> None:
+        self.invites.append(msg)
         sdp = msg.body.decode()
         host = re.search(r"^c=IN IP4 (\S+)", sdp, re.M)
         media = re.search(r"^m=video (\d+) (\S+) ", sdp, re.M)
@@ -332,9 +367,10 @@ class DeviceSimulator:
         )
 
     def _stream(self, stream: Stream) -> None:
-        """Send the clip once as RTP/PS, then stop (the platform sends BYE)."""
+        """Send the clip as RTP/PS (once, or live until BYE)."""
         try:
-            packets = rtp_packets(ps_frames(self.clip), stream.ssrc)
+            frames = ps_frames(self.clip, loops=0 if self.live else 1)
+            packets = rtp_packets(frames, stream.ssrc, realtime=self.live)
             if stream.tcp:
                 with socket.create_connection((stream.host, stream.port), timeout=5) as conn:
                     for packet in packets:
