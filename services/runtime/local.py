@@ -28,6 +28,12 @@ with none, CUDA_VISIBLE_DEVICES is set empty (no card share, no card) unless
 the spec's env sets it. Mounts are ignored (the command runs in the package
 folder, `spec.workdir`).
 
+A command whose program is a bare `python3` or `python` runs with the
+engine interpreter: FACILITY_ENGINE_PYTHON, by default the facility's own
+Python (its virtual environment has the reference engine's dependencies). So
+an artifact package says `python3 -m engine` and carries no path of the
+machine it was built on.
+
 The engine does not inherit the facility's environment (it holds database
 credentials and secrets): only PATH, HOME, locale, TZ, TMPDIR and CA-bundle
 variables are passed, then `spec.env`, plus PYTHONUNBUFFERED=1 by default.
@@ -43,6 +49,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,6 +108,30 @@ def _default_state_dir() -> Path:
     from django.conf import settings
 
     return Path(settings.DATA_DIR) / "runtime" / "local"
+
+
+# Program names that mean "a Python with the engine's dependencies".
+NEUTRAL_PYTHONS = ("python3", "python")
+
+
+def engine_python() -> str:
+    """The interpreter for a bare `python3`/`python` command:
+    FACILITY_ENGINE_PYTHON (a path, or a name looked up on PATH), else the
+    facility's own."""
+    from django.conf import settings
+
+    configured = str(getattr(settings, "ENGINE_PYTHON", "") or "")
+    if not configured:
+        return sys.executable
+    if "/" in configured:
+        return configured
+    return shutil.which(configured) or configured
+
+
+def resolve_interpreter(command: list[str]) -> list[str]:
+    if command and command[0] in NEUTRAL_PYTHONS:
+        return [engine_python(), *command[1:]]
+    return list(command)
 
 
 def _parse_ref(ref: str) -> tuple[int, float]:
@@ -286,6 +317,7 @@ class LocalRuntime:
         cwd = Path(spec.workdir) if spec.workdir else self.state_dir
         if spec.workdir and not cwd.is_dir():
             raise RuntimeError_(f"working folder does not exist: {spec.workdir}")
+        spec = dataclasses.replace(spec, command=resolve_interpreter(list(spec.command)))
         env = self._environment(spec)
         self._resolve_command(spec, env, cwd)
         with self._lock(spec.name):

@@ -12,9 +12,10 @@ import os
 import signal
 import sys
 import threading
+import time
 from types import FrameType
 
-from . import __version__
+from . import __version__, memory
 from .config import ConfigError, EngineConfig
 from .server import Engine, make_server
 
@@ -32,6 +33,8 @@ def main() -> int:
     except ConfigError as exc:
         log.error("bad setting: %s", exc)
         return 2
+    # before any thread of ours allocates (memory.py says why)
+    memory.limit_arenas(config.malloc_arenas)
     try:
         engine = Engine(config)
     except ValueError as exc:
@@ -63,8 +66,11 @@ def main() -> int:
         config.analysis_fps,
         config.detector,
     )
+    next_trim = time.monotonic() + config.malloc_trim_s
     while not stop.wait(timeout=1.0):
-        pass
+        if config.malloc_trim_s > 0 and time.monotonic() >= next_trim:
+            memory.trim()
+            next_trim = time.monotonic() + config.malloc_trim_s
     log.info("stopping")
     engine.shutdown(join_s=2.0)
     server.shutdown()

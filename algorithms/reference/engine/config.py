@@ -60,6 +60,8 @@ class EngineConfig:
     event_attempts: int = 4
     snapshot_max_width: int = 1920
     snapshot_quality: int = 85
+    malloc_trim_s: float = 30.0
+    malloc_arenas: int = 2
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EngineConfig:
@@ -83,4 +85,6 @@ class EngineConfig:
             event_attempts=_int(env, "ENGINE_EVENT_ATTEMPTS", 4, 1),
             snapshot_max_width=_int(env, "ENGINE_SNAPSHOT_MAX_WIDTH", 1920, 64),
             snapshot_quality=_int(env, "ENGINE_SNAPSHOT_QUALITY", 85, 1),
+            malloc_trim_s=_float(env, "ENGINE_MALLOC_TRIM_S", 30.0, 0.0),
+            malloc_arenas=_int(env, "ENGINE_MALLOC_ARENAS", 2, 0),
         )

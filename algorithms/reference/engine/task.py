@@ -379,14 +379,21 @@ class Task:
             self._set(ERROR, f"engine error: {type(exc).__name__}: {exc}")
             self._stop.set()
 
+    def _mark_analysed(self, mono: float) -> None:
+        with self._lock:
+            self.frames_analysed += 1
+            self._analysed_at.append(mono)
+            # pruned here too, not only when somebody asks for the detail: a task
+            # nobody polls must not keep a timestamp per analysed frame forever
+            while self._analysed_at[0] < mono - FPS_WINDOW_S:
+                self._analysed_at.popleft()
+
     def _analyse(self, detector: Detector, frame_t: float, image: np.ndarray) -> None:
         with self._lock:
             spec, states = self._spec, self._rule_states
         detections = detector.detect(image, spec.min_confidence)
         alarms = [a for st in states for a in st.update(frame_t, detections)]
-        with self._lock:
-            self.frames_analysed += 1
-            self._analysed_at.append(time.monotonic())
+        self._mark_analysed(time.monotonic())
         for alarm in alarms:
             if self._stop.is_set():
                 return

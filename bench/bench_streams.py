@@ -1,0 +1,278 @@
+"""Streams per machine (issue 5): how many 1080p25 camera streams the
+reference engine sustains on this machine at its analysis rate (5 fps).
+
+    .venv/bin/python bench/bench_streams.py [--max-streams 6] [--variant ENGINE_DETECT_HEIGHT=640]
+
+* streams: the loopback RTSP server (tests/support/rtsp.py; Debian's
+  gst-rtsp-server, scripts/ensure-rtsp.sh) loops a 20 s 1920x1080 25 fps H.264
+  clip of vtest (people walking) in real time; every task reads it like a
+  camera (its own RTSP session, its own decoder, every frame decoded).
+* the engine: one `python -m algorithms.reference.engine` subprocess with its
+  defaults (ENGINE_ANALYSIS_FPS=5, HOG at ENGINE_DETECT_HEIGHT=800), one
+  full-frame PERSON_IN_AREA rule per task. Streams are added one at a time;
+  after --settle-s seconds, each task's analysed frames are counted over
+  --window-s seconds. A count is sustained when every stream is analysed at
+  >= --ratio (95 %) of the target rate and decoded at >= 95 % of 25 fps;
+  adding stops at the first count that is not.
+* baseline, same run, same clip, one process: decode only (PyAV, frame
+  threading, as the engine; every frame, no conversion) as fast as it goes,
+  and the HOG detector alone on 1080p frames (the engine's settings), in
+  frames per second. decode fps / 25 and HOG fps / 5 are the ceilings the
+  parts alone would allow on an idle machine.
+* --variant NAME=VALUE runs the search again with that engine setting (e.g.
+  a smaller detection size), for comparison.
+
+Other sessions share this machine's CPU: the load average is reported at the
+start and end of each search. Writes bench/results/bench_streams.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import Report  # noqa: E402
+
+TARGET_DECODE_FPS = 25.0
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load {one:.1f}/{five:.1f} (1/5 min) on {os.cpu_count()} cores"
+
+
+# --- baseline (child process: `--parts CLIP`) ------------------------------------
+
+
+def parts(clip: str, seconds: float) -> dict[str, Any]:
+    import av
+
+    from algorithms.reference.engine.detector import HogDetector
+    from algorithms.reference.engine.rules import DEFAULT_MIN_CONFIDENCE
+
+    with av.open(clip) as container:  # warm the file cache and the codec
+        for _ in zip(range(25), container.decode(video=0), strict=False):
+            pass
+    with av.open(clip) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        w0 = time.perf_counter()
+        decoded = sum(1 for _ in container.decode(stream))
+        decode_fps = decoded / (time.perf_counter() - w0)
+    with av.open(clip) as container:
+        images = [
+            f.to_ndarray(format="bgr24")
+            for i, f in enumerate(container.decode(video=0))
+            if i % 25 == 0 and i < 500
+        ]
+    detector = HogDetector()
+    detector.detect(images[0], DEFAULT_MIN_CONFIDENCE)
+    w0 = time.perf_counter()
+    runs = people = 0
+    while time.perf_counter() - w0 < seconds:
+        people += len(detector.detect(images[runs % len(images)], DEFAULT_MIN_CONFIDENCE))
+        runs += 1
+    hog_fps = runs / (time.perf_counter() - w0)
+    return {
+        "decode_fps": decode_fps,
+        "decoded": decoded,
+        "hog_fps": hog_fps,
+        "people_per_frame": people / runs,
+    }
+
+
+def run_parts(clip: Path, seconds: float) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--parts", str(clip), "--seconds", str(seconds)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# --- the engine ---------------------------------------------------------------------
+
+
+class Engine:
+    def __init__(self, env: dict[str, str]) -> None:
+        import psutil
+
+        full = {k: v for k, v in os.environ.items() if not k.startswith(("ENGINE_", "EVENT_"))}
+        full.update({"ENGINE_PORT": "0", "ENGINE_HOST": "127.0.0.1", **env})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "algorithms.reference.engine"],
+            cwd=ROOT,
+            env=full,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("ENGINE READY "):
+            self.proc.kill()
+            raise SystemExit(f"engine did not start: {line!r}")
+        self.url = line.split()[2]
+        self.ps = psutil.Process(self.proc.pid)
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())["Data"]
+
+    def cpu(self) -> float:
+        times = self.ps.cpu_times()
+        return float(times.user + times.system)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def task_body(task_id: str, url: str) -> dict[str, Any]:
+    return {
+        "TaskID": task_id,
+        "TaskInfo": {
+            "StreamOptions": {"VideoStreamOptions": {"Url": url}},
+            "RulesParams": [
+                {
+                    "EventID": "PERSON_IN_AREA",
+                    "Areas": [],
+                    "ExtendParams": {"RepeatAlarmIntervalThreshold": 5},
+                }
+            ],
+        },
+    }
+
+
+def counters(engine: Engine, ids: list[str]) -> dict[str, tuple[int, int, str]]:
+    out = {}
+    for task_id in ids:
+        d = engine.call("GET", f"/AlgoTasks/{task_id}")
+        out[task_id] = (d["Stats"]["FramesAnalysed"], d["Stats"]["FramesDecoded"], d["Status"])
+    return out
+
+
+def search(
+    report: Report, url: str, env: dict[str, str], args: argparse.Namespace, label: str
+) -> tuple[int, float]:
+    """(streams sustained, the most analysed frames per second of all streams)."""
+    fps = float(env.get("ENGINE_ANALYSIS_FPS", "5"))
+    need = fps * args.ratio
+    report(f"{label}: engine env {' '.join(f'{k}={v}' for k, v in sorted(env.items()))}")
+    report(f"  start: {load()}")
+    engine = Engine({**env, "ENGINE_CAPACITY": str(args.max_streams)})
+    sustained = 0
+    best_total = 0.0
+    ids: list[str] = []
+    try:
+        for n in range(1, args.max_streams + 1):
+            task_id = f"s{n}"
+            engine.call("POST", "/AlgoTasks", task_body(task_id, url))
+            ids.append(task_id)
+            time.sleep(args.settle_s)
+            before, c0, t0 = counters(engine, ids), engine.cpu(), time.monotonic()
+            time.sleep(args.window_s)
+            after, c1, t1 = counters(engine, ids), engine.cpu(), time.monotonic()
+            window = t1 - t0
+            analysed = [(after[i][0] - before[i][0]) / window for i in ids]
+            decoded = [(after[i][1] - before[i][1]) / window for i in ids]
+            bad = [i for i in ids if after[i][2] != "RUNNING"]
+            best_total = max(best_total, sum(analysed))
+            ok = (
+                not bad and min(analysed) >= need and min(decoded) >= TARGET_DECODE_FPS * args.ratio
+            )
+            report(
+                f"  {n} stream(s): analysed per stream min {min(analysed):.2f} / mean "
+                f"{sum(analysed) / n:.2f} fps (need >= {need:.2f}), decoded min "
+                f"{min(decoded):.1f} fps, engine {(c1 - c0) / window:.2f} CPU cores, "
+                f"{load()}{'; not RUNNING: ' + ', '.join(bad) if bad else ''}"
+                f" -> {'sustained' if ok else 'NOT sustained'}"
+            )
+            if not ok:
+                break
+            sustained = n
+    finally:
+        engine.stop()
+    report(
+        f"  => {label}: {sustained} stream(s) of 1080p25 at {fps:g} fps analysed; at most "
+        f"{best_total:.1f} frames analysed per second in all (= {best_total / fps:.1f} "
+        "streams' worth)"
+    )
+    return sustained, best_total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--max-streams", type=int, default=6)
+    parser.add_argument("--settle-s", type=float, default=10.0)
+    parser.add_argument("--window-s", type=float, default=30.0)
+    parser.add_argument("--ratio", type=float, default=0.95)
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--parts", metavar="CLIP", help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=float, default=15.0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.parts:
+        print(json.dumps(parts(args.parts, args.seconds)))
+        return
+
+    from tests.support.rtsp import RtspServer, ensure_media, ts_clip, unavailable_reason
+
+    report = Report("bench_streams")
+    reason = unavailable_reason()
+    if reason:
+        raise SystemExit(f"RTSP server unavailable: {reason}")
+    clip = ts_clip(seconds=20, fps=25, size=(1920, 1080))
+    mp4 = ensure_media() / "vtest_1080p25_20s.mp4"
+    report(
+        f"machine: {os.cpu_count()} CPU cores; streams: {clip.name} (1920x1080 H.264 25 fps, "
+        f"1 s GOP) looped by the loopback RTSP server; target {args.ratio:.0%} of the "
+        "analysis rate per stream"
+    )
+    report(f"baseline start: {load()}")
+    base = run_parts(mp4 if mp4.is_file() else clip, args.seconds)
+    report(
+        f"baseline (one process, same clip): decode only {base['decode_fps']:.0f} fps "
+        f"(= {base['decode_fps'] / TARGET_DECODE_FPS:.1f} streams of 25 fps); HOG alone on "
+        f"1080p frames {base['hog_fps']:.1f} fps (= {base['hog_fps'] / 5:.1f} streams at 5 fps; "
+        f"{base['people_per_frame']:.1f} people per frame)"
+    )
+    server = RtspServer(clip)
+    server.start()
+    try:
+        server.wait_playable()
+        results = {"default": search(report, server.url, {}, args, "default")}
+        for variant in args.variant:
+            name, value = variant.split("=", 1)
+            results[variant] = search(report, server.url, {name: value}, args, variant)
+    finally:
+        server.close()
+    report(
+        "result: "
+        + ", ".join(f"{label}: {count} stream(s)" for label, (count, _) in results.items())
+        + f" of 1080p25 at 5 fps analysed on this {os.cpu_count()}-core machine"
+    )
+    print(f"wrote {report.write()}")
+
+
+if __name__ == "__main__":
+    main()
