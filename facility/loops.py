@@ -36,6 +36,7 @@ LOOPS = [
     Loop("tasks", "tasks.jobs.reconcile_tasks", lambda: settings.RECONCILE_INTERVAL_S),
     Loop("delivery", "tasks.jobs.deliver_due", lambda: settings.DELIVERY_INTERVAL_S),
     Loop("gat1400", "tasks.sinks.gat1400.keep_alive", lambda: settings.GAT1400_KEEPALIVE_S),
+    Loop("images", "tasks.jobs.analyze_due_images", lambda: settings.DELIVERY_INTERVAL_S),
     # devices still go offline when the SIP process is down
     Loop("gb28181-offline", "gb28181.devices.sweep_offline", lambda: 5.0),
     Loop("ccp", "ccp.jobs.reconcile_workloads", lambda: settings.RECONCILE_INTERVAL_S),

@@ -318,6 +318,13 @@ def engine_env(replica: Replica) -> dict[str, str]:
         ENGINE_HOST="127.0.0.1",
         ENGINE_ID=replica.name,
         ENGINE_CAPACITY=str(service.stream_capacity or 1),
+        # images at once (POST /Images:analyze): the package's Analyze_Quota
+        ENGINE_ANALYZE_QUOTA=str(
+            (xpu_requirement(service.package, service.xpu_type).get("Capacities") or {}).get(
+                "Analyze_Quota", 0
+            )
+            or 1
+        ),
         EVENT_SINK_URL=f"{settings.PUBLIC_URL.rstrip('/')}/internal/engine-events",
         EVENT_SINK_TOKEN=engine.engine_token(replica.name),
     )

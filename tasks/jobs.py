@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from tasks import actions
+from tasks import actions, images
 from tasks.choices import DeliveryState, DesiredState, TaskStatus
 from tasks.events import delivery_document
 from tasks.models import AlgoTask, Delivery
@@ -108,3 +108,13 @@ def deliver_due(limit: int = 200) -> int:
         else:
             failed_targets.add(target)
     return sent
+
+
+def analyze_image(job_id: int) -> None:
+    """Analyse one input image (tasks/images.py); queued when it is received."""
+    images.analyze_image(job_id)
+
+
+def analyze_due_images() -> dict[str, int]:
+    """The image loop: retries, images that waited for a free slot, expired claims."""
+    return images.analyze_due()

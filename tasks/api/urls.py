@@ -1,5 +1,5 @@
 from facility.api.routing import uri
-from tasks.api import views
+from tasks.api import views, viid
 
 urlpatterns = [
     uri("CAP/AlgoTasks", views.TasksView.as_view(), "cap-tasks"),
@@ -14,4 +14,7 @@ urlpatterns = [
     uri("CAD/AlgoTasks/{id}:pause", views.CadTaskPauseView.as_view(), "cad-task-pause"),
     uri("internal/engine-events", views.EngineEventIntakeView.as_view(), "engine-events"),
     uri("api/deliveries:replay", views.DeliveryReplayView.as_view(), "deliveries-replay"),
+    # GA/T 1400 image input (docs/gat1400.md "Image input")
+    uri("VIID/Images", viid.ImageIntakeView.as_view(), "viid-images"),
+    uri("VIID/SubscribeNotifications", viid.NotificationIntakeView.as_view(), "viid-notifications"),
 ]

@@ -5,10 +5,13 @@ algorithm package that is pushed like any vendor's (POST /CAP/AlgoFilePackages).
     manage.py build_reference_package --form image --out DIR [--id ID]
 
 artifact: a tar.gz with algo.yaml (Bin.Type artifact, Bin.LocalUri engine) and
-a copy of the engine folder; the `local` runtime runs `<python> -m engine` in
-the unpacked package. <python> is `--python` (default: the Python running this
-command, which has the engine's dependencies: av, opencv-python-headless<5,
-numpy).
+a copy of the engine folder; the `local` runtime runs `python3 -m engine` in
+the unpacked package, resolving the bare `python3` on the node at start to
+FACILITY_ENGINE_PYTHON (default: the facility's own Python, which has the
+engine's dependencies: av, opencv-python-headless<5, numpy). The package holds
+no path of the build machine, so it runs on any node. `--python PATH` writes
+that interpreter into Cmd instead (then the package only runs where PATH
+exists).
 
 image: a tar.gz with algo.yaml (Bin.Type image, Bin.LocalUri image.tar) and
 image.tar, the `docker save` of an image built FROM facility/engine-python:bookworm
@@ -27,7 +30,6 @@ import io
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 from pathlib import Path
@@ -45,6 +47,9 @@ BASE_IMAGE = "facility/engine-python:bookworm"
 IMAGE_REPO = "facility/reference-engine"
 IMAGE_WORKDIR = "/opt/reference"
 IMAGE_FILE = "image.tar"
+# The artifact's interpreter: a name the local runtime resolves on the node
+# (services/runtime/local.py), so the package names no path of this machine.
+NEUTRAL_PYTHON = "python3"
 
 # Variables the package declares (the platform may set them per service,
 # anything else is refused). ENGINE_PORT/HOST/ID/CAPACITY and EVENT_SINK_* are
@@ -63,6 +68,8 @@ DECLARED_ENV: tuple[tuple[str, str], ...] = (
     ("ENGINE_SNAPSHOT_MAX_WIDTH", "1920"),
     ("ENGINE_SNAPSHOT_QUALITY", "85"),
     ("ENGINE_LOG_LEVEL", "INFO"),
+    ("ENGINE_MALLOC_ARENAS", "2"),
+    ("ENGINE_MALLOC_TRIM_S", "30"),
 )
 
 DOCKERFILE = f"""\
@@ -100,7 +107,9 @@ def default_streams() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def manifest(*, form: str, cmd: str, streams: int, local_uri: str, digest: str) -> dict[str, Any]:
+def manifest(
+    *, form: str, cmd: str, streams: int, local_uri: str, digest: str, images: int = 1
+) -> dict[str, Any]:
     return {
         "Name": "reference-people",
         "Version": ENGINE_VERSION,
@@ -121,7 +130,8 @@ def manifest(*, form: str, cmd: str, streams: int, local_uri: str, digest: str) 
                     "Vendor": "",
                     "Accelerator": "CPU",
                     "Quota": 0,
-                    "Capacities": {"Stream_Video_Quota": streams},
+                    # Analyze_Quota: still images at once (POST /Images:analyze, images.py)
+                    "Capacities": {"Stream_Video_Quota": streams, "Analyze_Quota": images},
                 }
             ],
         },
@@ -201,9 +211,16 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--python",
-            default=sys.executable,
-            help="artifact form: the Python that runs the engine (needs av, "
-            "opencv-python-headless<5, numpy); default: this one",
+            default=NEUTRAL_PYTHON,
+            help="artifact form: the Python in Cmd (needs av, opencv-python-headless<5, "
+            f"numpy); default {NEUTRAL_PYTHON!r}, which the local runtime resolves on the "
+            "node (FACILITY_ENGINE_PYTHON, else the facility's own): a portable package",
+        )
+        parser.add_argument(
+            "--images",
+            type=int,
+            default=1,
+            help="Capacities.Analyze_Quota: images analysed at once (0: no image input)",
         )
         parser.add_argument("--base", default=BASE_IMAGE, help="image form: the base image")
         parser.add_argument(
@@ -227,12 +244,14 @@ class Command(BaseCommand):
         level = options["compress_level"]
         if form == "artifact":
             python = options["python"]
-            if not Path(python).is_absolute() and shutil.which(python) is None:
+            neutral = python in (NEUTRAL_PYTHON, "python")  # resolved on the node, not here
+            if not neutral and not Path(python).is_absolute() and shutil.which(python) is None:
                 raise CommandError(f"--python {python}: not found")
             document = manifest(
                 form="artifact",
                 cmd=f"{python} -m engine",
                 streams=streams,
+                images=max(0, options["images"]),
                 local_uri="engine",
                 digest=digest,
             )
@@ -247,6 +266,7 @@ class Command(BaseCommand):
                 form="image",
                 cmd="python3 -m engine",
                 streams=streams,
+                images=max(0, options["images"]),
                 local_uri=IMAGE_FILE,
                 digest=digest,
             )

@@ -257,6 +257,11 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/Health":
             self._only(method, "GET")
             return engine.health()
+        if path == "/Images:analyze":  # one still image, answered synchronously (images.py)
+            from .images import analyze_request
+
+            self._only(method, "POST")
+            return analyze_request(engine, self)
         if path == "/Events":
             self._only(method, "GET")
             task_id = parse_qs(parts.query).get("TaskID", [""])[0]
