@@ -42,6 +42,9 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+# the process starts as gunicorn starts the facility: the WSGI module loads
+# the URLconf and freezes the loaded heap out of the garbage collector's way
+import facility.wsgi  # noqa: E402, F401
 from bench.common import Report, percentile, scratch_database, timed  # noqa: E402
 
 report = Report("bench_tasks_db")
@@ -64,6 +67,7 @@ def populate(count: int) -> None:
     from compute.actions import ensure_local_node
     from services.choices import ReplicaState, ServiceStatus
     from services.models import AlgoService, Replica
+    from tasks.choices import DesiredState
     from tasks.models import AlgoTask, TaskEventType
 
     node = ensure_local_node()
@@ -111,18 +115,20 @@ def populate(count: int) -> None:
 
     for n in range(count):
         share = n % 10
+        # (desired states as the model spells them: the scheduler's counts
+        # of tasks waiting to run filter on them)
         status, desired = (
-            ("FINISHED", "RUNNING")
+            ("FINISHED", DesiredState.RUNNING)
             if share < 6
-            else ("PAUSED", "STOPPED")
+            else ("PAUSED", DesiredState.STOPPED)
             if share < 8
-            else ("ERROR", "STOPPED")
+            else ("ERROR", DesiredState.STOPPED)
             if share < 9
-            else ("PENDING", "STOPPED")
+            else ("PENDING", DesiredState.STOPPED)
         )
         replica = None
         if n < 40:
-            status, desired, replica = "RUNNING", "RUNNING", replicas[n % 4]
+            status, desired, replica = "RUNNING", DesiredState.RUNNING, replicas[n % 4]
         task_info = copy.deepcopy(info)
         task_info["ID"] = f"bench-{n:07d}"
         event_id = event_ids[n % len(event_ids)]

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from compute import rollup
 from compute.models import Cluster, Node, ResourceSample, XpuCard
 from compute.probes import Reading
 from compute.service_use import (
@@ -240,6 +241,7 @@ def record_reading(
                 )
             )
         ResourceSample.objects.bulk_create(rows)
+        rollup.add(node.pk, rows)
         # heartbeats are not history: update without a historical record
         if node.last_seen_at is None or taken_at > node.last_seen_at:
             Node.objects.filter(pk=node.pk).update(last_seen_at=taken_at)
@@ -358,8 +360,15 @@ class EpochMs(Func):
         return self.as_sql(compiler, connection, template=template, **extra)
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        # Django stores UTC text; julianday() parses it, day 2440587.5 is the epoch
-        template = "((julianday(%(expressions)s) - 2440587.5) * 86400000.0)"
+        # Django stores UTC text. Whole seconds from strftime('%s') plus the
+        # milliseconds of '%f' (SS.SSS) are exact; julianday() arithmetic is
+        # off by some microseconds, enough to put a sample taken exactly on a
+        # bucket's start (every merged sample) into the bucket before. (%%%%
+        # is '%' once Django filled the template and the backend its params.)
+        template = (
+            "(CAST(strftime('%%%%s', %(expressions)s) AS INTEGER) * 1000.0"
+            " + CAST(substr(strftime('%%%%f', %(expressions)s), 4) AS INTEGER))"
+        )
         return self.as_sql(compiler, connection, template=template, **extra)
 
 
@@ -367,10 +376,13 @@ Series = tuple[int, int | None]  # (node id, card id or None)
 
 
 def _trend_points(
-    node_ids: list[int], width: int, since: datetime
+    node_ids: list[int], width: int, since: datetime, window: rollup.Window | None = None
 ) -> dict[Series, list[tuple[int, tuple[float | None, ...]]]]:
-    """Per series, the bucket means of the samples since `since`: one
-    grouped query over the (taken_at) index, whatever the number of nodes."""
+    """Per series, the bucket means of the samples since `since`: from the
+    rollup minutes of `window` when given (buckets of whole minutes), else
+    one grouped query of the raw samples over the (taken_at) index."""
+    if window is not None:
+        return rollup.trend_points(window, width)
     rows = (
         ResourceSample.objects.filter(node_id__in=node_ids, taken_at__gte=since)
         .annotate(bucket=Floor(EpochMs("taken_at") / Value(width)))
@@ -397,6 +409,7 @@ _NEWEST_FIELDS = (
     "disk_used_gb",
     "xpu_utilization",
     "xpu_memory_used_gb",
+    "processes",  # what the per-service monitors' current values need
 )
 
 
@@ -444,7 +457,8 @@ def _node_statuses(
     window = window or TrendWindow.configured()
     width = window.width_ms
     since = window.start()
-    by_series = _trend_points(node_ids, width, since)
+    minutes = rollup.read_window(node_ids, since, monitors) if rollup.covers(width) else None
+    by_series = _trend_points(node_ids, width, since, minutes)
     newest = _newest_samples(nodes)
     statuses = []
     for node in nodes:
@@ -480,7 +494,12 @@ def _node_statuses(
             for status in statuses
             for card in status.cards
         }
-        index = build_service_index(node_ids, cards, since, width)
+        current = {
+            card_id: (sample["xpu_utilization"] or 0.0, sample["processes"] or [])
+            for (_, card_id), sample in newest.items()
+            if card_id is not None
+        }
+        index = build_service_index(node_ids, cards, since, width, current, minutes)
         if index is not None:
             for status in statuses:
                 status.services = index.monitors(card.card.pk for card in status.cards)
@@ -574,9 +593,9 @@ def downsample_and_prune(now: datetime | None = None) -> dict[str, int]:
     bucket-wide averages. Idempotent: merged rows already span a bucket and
     are left alone unless raw rows arrived late in the same bucket."""
     now = now or timezone.now()
-    pruned, _ = ResourceSample.objects.filter(
-        taken_at__lt=now - timedelta(seconds=settings.FACILITY_SAMPLE_RETENTION_S)
-    ).delete()
+    retention_cutoff = now - timedelta(seconds=settings.FACILITY_SAMPLE_RETENTION_S)
+    pruned, _ = ResourceSample.objects.filter(taken_at__lt=retention_cutoff).delete()
+    rollup.prune(retention_cutoff)
     bucket_s = settings.FACILITY_SAMPLE_DOWNSAMPLE_BUCKET_S
     cutoff = now - timedelta(seconds=settings.FACILITY_SAMPLE_DOWNSAMPLE_AFTER_S)
     # align the cutoff so no bucket is half merged
@@ -624,6 +643,7 @@ def _merge_bucket(epoch: int, bucket_s: int) -> int:
         ]
         rows.delete()
         ResourceSample.objects.bulk_create(merged)
+        rollup.rebuild(epoch, epoch + bucket_s)
     return len(merged)
 
 

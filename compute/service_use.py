@@ -19,7 +19,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from compute.rollup import Window
 
 # started times closer than this are the same process (the handle keeps 2 decimals)
 _START_TOLERANCE_S = 1.0
@@ -226,6 +229,8 @@ class ServiceUseIndex:
         self.owners = _Owners(self.by_node)
         # (card id, bucket start ms) -> samples of the card in that bucket
         self.samples: dict[tuple[int, int], int] = defaultdict(int)
+        # self.samples by card, built by the first monitors() call
+        self._by_card: dict[int, list[tuple[int, int]]] | None = None
         # service ids holding each card (listed with zeros when idle)
         self.holders: dict[int, set[str]] = defaultdict(set)
         for replica in replicas:
@@ -268,6 +273,13 @@ class ServiceUseIndex:
         """One monitor per service using any of `card_ids`, by AlgoServiceID:
         memory summed over its cards, utilisation the mean over its cards."""
         wanted = set(card_ids)
+        # the buckets each card reported in, with their sample counts (once
+        # per index: a cluster asks for each node's monitors and its own)
+        if self._by_card is None:
+            self._by_card = defaultdict(list)
+            for (card_id, bucket), samples in self.samples.items():
+                self._by_card[card_id].append((bucket, samples))
+        by_card = self._by_card
         grouped: dict[str, list[tuple[CardInfo, CardUse]]] = defaultdict(list)
         for (service_id, card_id), use in sorted(self.use.items()):
             if card_id in wanted:
@@ -288,9 +300,7 @@ class ServiceUseIndex:
             for card, use in uses:
                 # every bucket the card reported in; a service without a
                 # process there counts as zero (it holds the card, idle)
-                for (card_id, bucket), samples in self.samples.items():
-                    if card_id != card.card_id:
-                        continue
+                for bucket, samples in by_card.get(card.card_id, ()):
                     mem_sum, util_sum = use.buckets.get(bucket, (0.0, 0.0))
                     memory[bucket] += mem_sum / samples
                     utilization[bucket].append(util_sum / samples)
@@ -307,10 +317,15 @@ def build_index(
     cards: dict[int, CardInfo],
     window_start: datetime,
     bucket_width_ms: int,
+    current: Mapping[int, tuple[float, list[Any]]] | None = None,
+    window: Window | None = None,
 ) -> ServiceUseIndex | None:
     """Reads the live replicas of `node_ids` and, when there are any, the
     card samples that say what their processes use (the newest of each card
-    and those of the trend window). None when no service runs there."""
+    and those of the trend window). `current` may bring the newest
+    (utilisation, processes) of each card, `window` the rollup minutes of
+    the trend window, when the caller read them already. None when no
+    service runs there."""
     from compute.models import ResourceSample
 
     replicas = live_replicas(node_ids)
@@ -322,14 +337,21 @@ def build_index(
     if not card_ids:
         return index
     for card_id in card_ids:
-        newest = (
-            ResourceSample.objects.filter(node_id=cards[card_id].node_id, card_id=card_id)
-            .order_by("-taken_at")
-            .values_list("xpu_utilization", "processes")
-            .first()
-        )
+        newest: tuple[float | None, Any] | None
+        if current is not None:
+            newest = current.get(card_id)
+        else:
+            newest = (
+                ResourceSample.objects.filter(node_id=cards[card_id].node_id, card_id=card_id)
+                .order_by("-taken_at")
+                .values_list("xpu_utilization", "processes")
+                .first()
+            )
         if newest is not None:
             index.add_current(card_id, newest[0] or 0.0, newest[1] or [])
+    if window is not None:
+        _window_from_rollup(index, set(card_ids), window, bucket_width_ms)
+        return index
     from django.db import connection
     from django.db.models import Value
     from django.db.models.functions import Floor
@@ -339,17 +361,49 @@ def build_index(
     if connection.vendor == "postgresql":
         _window_in_postgresql(index, card_ids, window_start, bucket_width_ms)
         return index
-    window = (
+    samples = (
         ResourceSample.objects.filter(card_id__in=card_ids, taken_at__gte=window_start)
         .annotate(bucket=Floor(EpochMs("taken_at") / Value(bucket_width_ms)))
         .order_by()
         .values_list("card_id", "bucket", "xpu_utilization", "processes")
     )
-    for card_id, bucket, utilization, processes in window:
+    for card_id, bucket, utilization, processes in samples:
         index.add_sample(
             card_id, int(bucket) * bucket_width_ms, utilization or 0.0, processes or []
         )
     return index
+
+
+def _window_from_rollup(
+    index: ServiceUseIndex, card_ids: set[int], window: Window, width_ms: int
+) -> None:
+    """The same sums as `add_sample` over the window, from the rollup
+    minutes (per process identity, summed over the minute's samples) and
+    the raw samples of the window's partial first minute."""
+    from compute.rollup import process_of
+
+    # the same processes show up minute after minute: map each key once
+    owner_of_key: dict[tuple[int, str], str | None] = {}
+    for _node_id, card_id, start_s, samples, *_values, processes in window.minutes:
+        if card_id not in card_ids:
+            continue
+        bucket_ms = start_s * 1000 // width_ms * width_ms
+        index.samples[(card_id, bucket_ms)] += samples
+        node_id = index.cards[card_id].node_id
+        for key, (memory, utilization) in (processes or {}).items():
+            try:
+                service_id = owner_of_key[(node_id, key)]
+            except KeyError:
+                service_id = owner_of_key[(node_id, key)] = index.owners.service_of(
+                    node_id, process_of(key)
+                )
+            if service_id is not None:
+                index.add_use(service_id, card_id, bucket_ms, memory, utilization)
+    for _node_id, card_id, taken_at, *values, processes in window.head:
+        if card_id not in card_ids:
+            continue
+        bucket_ms = int(taken_at.timestamp() * 1000 // width_ms) * width_ms
+        index.add_sample(card_id, bucket_ms, values[3] or 0.0, processes or [])
 
 
 _PG_WINDOW = """

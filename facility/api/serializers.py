@@ -85,9 +85,16 @@ class PageRequestSerializer(ContractSerializer):
 
 
 def page_of(
-    queryset: QuerySet[Any], page_number: int, page_size: int, record: type[serializers.Serializer]
+    queryset: QuerySet[Any],
+    page_number: int,
+    page_size: int,
+    record: type[serializers.Serializer],
+    total: int | None = None,
 ) -> dict[str, Any]:
-    total = queryset.count()
+    """One page of `queryset`; `total` when the caller counts it a cheaper
+    way than queryset.count()."""
+    if total is None:
+        total = queryset.count()
     start = (page_number - 1) * page_size
     rows = queryset[start : start + page_size]
     return {

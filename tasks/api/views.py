@@ -60,15 +60,18 @@ class TaskSearchView(_Scoped):
     )
     def post(self, request: Request) -> Response:
         body = self.body(request, s.AlgoTaskSearchRequest)
-        queryset = actions.search_tasks(
-            scope=self.scope,
-            event_id=body["EventID"],
-            status=body.get("Status", ""),
-            restart_policy=body.get("RestartPolicy", ""),
-            create_and_start=body["CreateAndStartTask"],
-        ).select_related("service")
+        filters = {
+            "scope": self.scope,
+            "event_id": body["EventID"],
+            "status": body.get("Status", ""),
+            "restart_policy": body.get("RestartPolicy", ""),
+            "create_and_start": body["CreateAndStartTask"],
+        }
+        # AlgoServiceID is the task's own service_id column: no join needed
+        queryset = actions.search_tasks(**filters)
+        total = actions.count_search(queryset, **filters)
         return Response(
-            page_of(queryset, body["PageNumber"], body["PageSize"], s.AlgoTaskInfoResult)
+            page_of(queryset, body["PageNumber"], body["PageSize"], s.AlgoTaskInfoResult, total)
         )
 
 
