@@ -1,13 +1,16 @@
 """Liveness and readiness of the facility itself (/healthz, /readyz), used
 by the shipped container and Kubernetes manifests. Readiness names the
-dependency that is missing: the database, the background workers, the
-loops, a container runtime in use."""
+dependency that is missing: the database, Redis (when FACILITY_REDIS_URL is
+set), the background workers, the loops, a container runtime in use."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
@@ -43,8 +46,33 @@ def _fresh(name: str, within_s: float) -> tuple[bool, str]:
     return True, f"heartbeat {age:.0f} s ago"
 
 
+def _redis() -> dict[str, Any]:
+    """A round trip through the shared cache: the rate limits and the
+    workers' statistics live there."""
+    key = f"readyz:{uuid.uuid4().hex}"
+    try:
+        cache.set(key, 1, timeout=10)
+        found = cache.get(key)
+        cache.delete(key)
+    except Exception as error:  # the client's own errors (redis.ConnectionError, …)
+        return {"ok": False, "detail": f"unreachable: {error}"[:200]}
+    if found != 1:
+        return {"ok": False, "detail": "a value written was not read back"}
+    return {"ok": True, "detail": _redis_address()}
+
+
+def _redis_address() -> str:
+    """The URL without its password (the detail is shown to anyone)."""
+    parts = urlsplit(settings.REDIS_URL)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
 def checks() -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {}
+    if settings.REDIS_URL:
+        results["redis"] = _redis()
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")

@@ -26,6 +26,17 @@ def _db_for_all(db: Any) -> None:
     """Every test may touch the database."""
 
 
+@pytest.fixture(autouse=True)
+def _default_language_after_each_test() -> Iterator[None]:
+    """LocaleMiddleware activates a request's language for the thread and
+    leaves it active: after one zh-hans request, later tests in the process
+    would see Chinese messages."""
+    yield
+    from django.utils import translation
+
+    translation.deactivate()
+
+
 @pytest.fixture
 def platform_token() -> str:
     token = PlatformClient.new_token()

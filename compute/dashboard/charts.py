@@ -11,6 +11,7 @@ from datetime import datetime
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
 
 LINE_COLOUR = "#e4572e"
 FILL_COLOUR = "#e4572e"
@@ -92,7 +93,7 @@ def svg_chart(
     else:
         parts.append(
             f'<text x="{LEFT + plot_w / 2}" y="{TOP + plot_h / 2}" text-anchor="middle" '
-            'font-size="12" fill="#999">no samples</text>'
+            f'font-size="12" fill="#999">{escape(_("no samples"))}</text>'
         )
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - every interpolated text is escaped or numeric

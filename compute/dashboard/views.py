@@ -1,4 +1,5 @@
-"""GET /dashboard/compute/[?range=hour|day] — staff only (the admin's login)."""
+"""GET /dashboard/compute/[?range=hour|day] — staff only (the admin's login).
+Its texts follow the request's language (LocaleMiddleware), like the admin."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from django.db.models import Count, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from compute import actions
 from compute.actions import ClusterStatus, NodeStatus, TrendWindow
@@ -17,8 +20,8 @@ from compute.dashboard.charts import Chart, svg_chart
 from compute.models import Cluster
 
 RANGES = {
-    "hour": ("last hour", TrendWindow(3600, 60)),
-    "day": ("last day", TrendWindow(86400, 96)),
+    "hour": (gettext_lazy("last hour"), TrendWindow(3600, 60)),
+    "day": (gettext_lazy("last day"), TrendWindow(86400, 96)),
 }
 
 
@@ -46,7 +49,7 @@ def _charts(
     start, end = span
     charts = [
         Chart(
-            f"CPU ({cores} cores)",
+            _("CPU (%(cores)s cores)") % {"cores": cores},
             f"{100 * status.cpu_utilization:.1f} %",
             svg_chart(
                 status.cpu_utilization_trend,
@@ -58,24 +61,27 @@ def _charts(
             ),
         ),
         Chart(
-            f"memory ({memory_gb:.0f} GB)",
+            _("memory (%(gb)s GB)") % {"gb": f"{memory_gb:.0f}"},
             _gb(status.memory_used_gb),
             svg_chart(
                 status.memory_used_trend, start_ms=start, end_ms=end, y_max=memory_gb, unit="G"
             ),
         ),
         Chart(
-            f"disk ({disk_gb:.0f} GB)",
+            _("disk (%(gb)s GB)") % {"gb": f"{disk_gb:.0f}"},
             _gb(status.disk_used_gb),
             svg_chart(status.disk_used_trend, start_ms=start, end_ms=end, y_max=disk_gb, unit="G"),
         ),
     ]
     for card in status.cards:
         where = f"{card.card.node.name} " if isinstance(status, ClusterStatus) else ""
-        label = f"{where}card {card.card.index} {card.card.xpu_type}"
+        label = where + _("card %(index)s %(type)s") % {
+            "index": card.card.index,
+            "type": card.card.xpu_type,
+        }
         charts.append(
             Chart(
-                f"{label} utilisation",
+                _("%(card)s utilisation") % {"card": label},
                 f"{100 * card.utilization:.1f} %",
                 svg_chart(
                     card.utilization_trend,
@@ -89,7 +95,8 @@ def _charts(
         )
         charts.append(
             Chart(
-                f"{label} memory ({card.card.memory_gb:.0f} GB)",
+                _("%(card)s memory (%(gb)s GB)")
+                % {"card": label, "gb": f"{card.card.memory_gb:.0f}"},
                 _gb(card.memory_used_gb),
                 svg_chart(
                     card.memory_used_trend,
@@ -127,7 +134,7 @@ def quota_table() -> list[dict[str, Any]]:
             "card": (
                 f"#{row['card__index']} {row['card__xpu_type']}"
                 if row["card__index"] is not None
-                else "— (CPU)"
+                else _("— (CPU)")
             ),
             "service": row["service_id"],
             "package": row["service__package_id"],
@@ -151,16 +158,22 @@ def compute_dashboard(request: HttpRequest) -> HttpResponse:
     for cluster in Cluster.objects.order_by("code"):
         status = actions.cluster_status(cluster, monitors=False, window=window)
         cluster_panel = Panel(
-            f"cluster {cluster.code}",
-            f"{cluster.name} · {len(status.nodes)} nodes",
+            _("cluster %(code)s") % {"code": cluster.code},
+            # no plural forms: Chinese has none, and "1 nodes" reads as a count
+            _("%(name)s · %(count)s nodes") % {"name": cluster.name, "count": len(status.nodes)},
             None,
             _charts(status, status.cpu_cores, status.memory_gb, status.disk_gb, span),
         )
         node_panels = [
             Panel(
-                f"node {node.node.name}",
-                f"ID {node.node.pk} · {node.node.ip or node.node.hostname} · "
-                f"{node.node.os} · {len(node.cards)} cards"
+                _("node %(name)s") % {"name": node.node.name},
+                _("ID %(id)s · %(address)s · %(os)s · %(count)s cards")
+                % {
+                    "id": node.node.pk,
+                    "address": node.node.ip or node.node.hostname,
+                    "os": node.node.os,
+                    "count": len(node.cards),
+                }
                 + (f" ({node.node.xpu_note})" if node.node.xpu_note else ""),
                 node.is_online,
                 _charts(node, node.node.cpu_cores, node.node.memory_gb, node.node.disk_gb, span),
@@ -169,10 +182,10 @@ def compute_dashboard(request: HttpRequest) -> HttpResponse:
         ]
         clusters.append({"panel": cluster_panel, "nodes": node_panels})
     context = {
-        "title": "Compute",
+        "title": _("Compute"),
         "range_key": range_key,
         "range_label": range_label,
-        "ranges": [(key, label) for key, (label, _) in RANGES.items()],
+        "ranges": [(key, label) for key, (label, _window) in RANGES.items()],
         "clusters": clusters,
         "quotas": quota_table(),
     }

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import REPO
+from .conftest import REPO, in_ci
 
 DEPLOY = REPO / "deploy"
 KUBE = DEPLOY / "kubernetes"
@@ -26,6 +26,9 @@ MODELS = {
     ("v1", "Service"): "V1Service",
     ("v1", "PersistentVolumeClaim"): "V1PersistentVolumeClaim",
     ("apps/v1", "Deployment"): "V1Deployment",
+    ("v1", "ServiceAccount"): "V1ServiceAccount",
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): "V1ClusterRole",
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "V1ClusterRoleBinding",
 }
 
 
@@ -61,6 +64,10 @@ def test_compose_has_the_facility_postgres_redis_and_the_docker_socket() -> None
     assert facility["image"].startswith("${FACILITY_IMAGE:-facility/facility:")
     assert facility["network_mode"] == "host"
     assert facility["depends_on"]["postgres"]["condition"] == "service_healthy"
+    # Redis is part of the deployment (the shared cache), not an optional profile
+    assert facility["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert "profiles" not in services["redis"]
+    assert "FACILITY_REDIS_URL" in facility["environment"]
     env = facility["environment"]
     assert env["DATABASE_URL"].startswith("postgres://facility:${POSTGRES_PASSWORD:?")
     assert "FACILITY_SECRET_KEY" in env and "FACILITY_DATA_DIR" in env
@@ -86,24 +93,49 @@ def test_compose_env_example_names_every_variable_the_compose_file_reads() -> No
     assert used <= listed, used - listed
 
 
-def test_docker_compose_config_accepts_it(tmp_path: Path) -> None:
+def compose_command() -> list[str]:
+    """docker-compose (scripts/ensure-compose.sh puts Debian's in place; CI
+    runs it first), else the compose v2 plugin, else skip with the reason."""
+    if in_ci():
+        subprocess.run([str(REPO / "scripts/ensure-compose.sh")], capture_output=True, timeout=600)
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
     if shutil.which("docker") is None:
-        pytest.skip("no docker command")
+        pytest.skip("neither docker-compose nor docker is installed")
     probe = subprocess.run(
         ["docker", "compose", "version"], capture_output=True, text=True, timeout=30
     )
     if probe.returncode != 0:
         why = (probe.stderr.strip().splitlines() or ["no output"])[0][:200]
-        pytest.skip(f"the docker compose plugin is not installed: {why}")
+        pytest.skip(f"no docker-compose and no compose plugin (scripts/ensure-compose.sh): {why}")
+    return ["docker", "compose"]
+
+
+def test_docker_compose_config_accepts_it(tmp_path: Path) -> None:
+    command = compose_command()
     env = tmp_path / "compose.env"
     env.write_text((DEPLOY / "compose.env.example").read_text())
     result = subprocess.run(
-        ["docker", "compose", "--env-file", str(env), "-f", str(DEPLOY / "compose.yaml"), "config"],
+        [*command, "--env-file", str(env), "-f", str(DEPLOY / "compose.yaml"), "config"],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    facility = config["services"]["facility"]["environment"]
+    # the compose file wires the facility to its PostgreSQL and Redis
+    assert facility["DATABASE_URL"].startswith("postgres://facility:change-me@127.0.0.1:5432/")
+    assert facility["FACILITY_REDIS_URL"] == "redis://:change-me-too@127.0.0.1:6379/0"
+    # a missing secret stops the file from being used at all
+    env.write_text(env.read_text().replace("REDIS_PASSWORD=change-me-too", "REDIS_PASSWORD="))
+    result = subprocess.run(
+        [*command, "--env-file", str(env), "-f", str(DEPLOY / "compose.yaml"), "config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0 and "REDIS_PASSWORD" in result.stderr
 
 
 # --- Kubernetes -----------------------------------------------------------------
@@ -128,6 +160,9 @@ def test_manifests_round_trip_through_the_kubernetes_models() -> None:
         "Service",
         "PersistentVolumeClaim",
         "Deployment",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
     }
 
 
@@ -171,6 +206,37 @@ def test_the_deployment_probes_volume_and_user() -> None:
         assert key in read, key
 
 
+def test_the_facility_pod_may_run_ccp_workloads_in_the_cluster() -> None:
+    """The configmap picks the kubernetes CCP backend; the pod's service account
+    is bound to a role that grants what that backend calls."""
+    pod = by_kind("Deployment")["spec"]["template"]["spec"]
+    account = by_kind("ServiceAccount")["metadata"]
+    assert pod["serviceAccountName"] == account["name"]
+    assert by_kind("ConfigMap")["data"]["FACILITY_CCP_BACKEND"] == "kubernetes"
+    binding = by_kind("ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == by_kind("ClusterRole")["metadata"]["name"]
+    assert {"kind": "ServiceAccount", "name": account["name"], "namespace": "facility"} in (
+        binding["subjects"]
+    )
+    granted = {
+        (group, resource, verb)
+        for rule in by_kind("ClusterRole")["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    needed = {
+        ("apps", "deployments", verb)
+        for verb in ("get", "list", "create", "update", "patch", "delete")
+    } | {
+        ("", "pods", "list"),
+        ("", "nodes", "list"),
+        ("", "namespaces", "create"),
+        ("metrics.k8s.io", "nodes", "list"),
+    }
+    assert needed <= granted, needed - granted
+
+
 def test_kubectl_renders_the_kustomization_offline() -> None:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
@@ -190,4 +256,7 @@ def test_kubectl_renders_the_kustomization_offline() -> None:
         "PersistentVolumeClaim",
         "Deployment",
         "Service",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
     }
