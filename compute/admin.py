@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from compute.models import Cluster, Node, XpuCard
@@ -21,7 +22,7 @@ class ClusterAdmin(SimpleHistoryAdmin):
     search_fields = ("code", "name")
     inlines = [NodeInline]
 
-    @admin.display(description="nodes")
+    @admin.display(description=_("nodes"))
     def node_count(self, obj: Cluster) -> int:
         return obj.nodes.count()
 
@@ -70,11 +71,11 @@ class NodeAdmin(SimpleHistoryAdmin):
     )
     inlines = [XpuCardInline]
 
-    @admin.display(description="cards")
+    @admin.display(description=_("cards"))
     def card_count(self, obj: Node) -> int:
         return obj.cards.count()
 
-    @admin.display(description="online")
+    @admin.display(description=_("online"))
     def online_badge(self, obj: Node) -> str:
         if obj.is_online:
             return format_html('<span style="color:#2e7d32">{}</span>', "online")

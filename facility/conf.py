@@ -6,9 +6,11 @@ a deployment shows up at start-up rather than as odd behaviour later.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -79,6 +81,27 @@ def env_size(name: str, default: str) -> int:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_json(name: str, default: Any, kind: type) -> Any:
+    """A structured setting (a JSON object or list) given as one variable."""
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = json.loads(raw)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name}: not JSON ({error})") from None
+    if not isinstance(value, kind):
+        raise ImproperlyConfigured(f"{name}: expected a JSON {kind.__name__}")
+    return value
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, default)
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r}: expected one of {', '.join(choices)}")
+    return value
 
 
 def env_path(name: str, default: Path) -> Path:

@@ -5,11 +5,22 @@ facility on one machine: SQLite, the django-q2 ORM broker, the local runtime.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dj_database_url
 
-from facility.conf import env_bool, env_float, env_int, env_list, env_path, env_size, env_str
+from facility.conf import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_json,
+    env_list,
+    env_path,
+    env_size,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = env_path("FACILITY_DATA_DIR", BASE_DIR / "var")
@@ -155,6 +166,29 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [],
 }
 
+# --- the shared cache (Redis) -------------------------------------------------
+# Django's cache holds the per-client rate limit counters (facility/api/
+# throttling.py) and django-q2's cluster statistics. Without Redis it is a
+# local-memory cache per process: each gunicorn worker counts on its own.
+# With FACILITY_REDIS_URL every process shares one. Background jobs keep the
+# ORM broker either way (docs/deployment.md says why).
+REDIS_URL = env_str("FACILITY_REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("FACILITY_REDIS_KEY_PREFIX", "facility"),
+            # a dead Redis must fail a request (or /readyz) in seconds, not hang it
+            "OPTIONS": {
+                "socket_connect_timeout": env_float("FACILITY_REDIS_TIMEOUT_S", 2, minimum=0.1),
+                "socket_timeout": env_float("FACILITY_REDIS_TIMEOUT_S", 2, minimum=0.1),
+            },
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # --- background work (django-q2) -------------------------------------------
 FACILITY_QUEUE_MODE = env_str("FACILITY_QUEUE_MODE", "q2")  # q2 | sync | manual
 Q_CLUSTER = {
@@ -178,6 +212,9 @@ FACILITY_RUNTIME = env_str("FACILITY_RUNTIME", "auto")
 ENGINE_PORT_RANGE = env_str("FACILITY_ENGINE_PORTS", "18750-18999")
 ENGINE_START_TIMEOUT_S = env_float("FACILITY_ENGINE_START_TIMEOUT_S", 30, minimum=1)
 ENGINE_HEALTH_TIMEOUT_S = env_float("FACILITY_ENGINE_HEALTH_TIMEOUT_S", 2, minimum=0.1)
+# The interpreter a local replica's bare `python3`/`python` command runs with
+# (empty: the facility's own, which has the engine dependencies)
+ENGINE_PYTHON = env_str("FACILITY_ENGINE_PYTHON", "")
 REPLICA_MAX_RESTARTS_PER_10MIN = env_int("FACILITY_REPLICA_MAX_RESTARTS", 5, minimum=0)
 RECONCILE_INTERVAL_S = env_float("FACILITY_RECONCILE_INTERVAL_S", 5, minimum=0.5)
 # containers: read-only root filesystem (engines write to /tmp or declared mounts)
@@ -284,6 +321,38 @@ GAT1400_KEEPALIVE_S = env_float("FACILITY_GAT1400_KEEPALIVE_S", 60, minimum=1)
 GAT1400_TIMEOUT_S = env_float("FACILITY_GAT1400_TIMEOUT_S", 10, minimum=0.1)
 # --- end GA/T 1400 --------------------------------------------------------------
 
+# --- GA/T 1400 image input (docs/gat1400.md "Image input") -------------------
+# A view library pushes pictures to POST /VIID/Images (or /VIID/SubscribeNotifications)
+# with digest authentication as this user; empty = image input off (answered 503).
+VIID_INTAKE_USERNAME = env_str("FACILITY_VIID_INTAKE_USERNAME", "")
+VIID_INTAKE_PASSWORD = env_str("FACILITY_VIID_INTAKE_PASSWORD", "")
+VIID_INTAKE_MAX_BYTES = env_size("FACILITY_VIID_INTAKE_MAX_BYTES", "32M")
+# One engine call analysing one image; failed calls are retried (back-off as
+# deliveries) this many times before the image is left failed
+IMAGE_ANALYZE_TIMEOUT_S = env_float("FACILITY_IMAGE_ANALYZE_TIMEOUT_S", 30, minimum=1)
+IMAGE_MAX_ATTEMPTS = env_int("FACILITY_IMAGE_MAX_ATTEMPTS", 10, minimum=1)
+# --- end GA/T 1400 image input -------------------------------------------------
+
+# --- central computing platform /CCP (docs/ccp.md, docs/kubernetes.md) --------
+CCP_BACKEND = env_choice("FACILITY_CCP_BACKEND", "docker", ("docker", "kubernetes"))
+# None: DATA_DIR/ccp, worked out when used (ccp/conf.py)
+CCP_ENGINE_STORE: Path | None = (
+    env_path("FACILITY_CCP_ENGINE_STORE", DATA_DIR / "ccp")
+    if os.environ.get("FACILITY_CCP_ENGINE_STORE")
+    else None
+)
+CCP_REGISTRY_AUTH = env_json("FACILITY_CCP_REGISTRY_AUTH", {}, dict)
+CCP_PULL_REGISTRIES = env_list("FACILITY_CCP_PULL_REGISTRIES", "")
+CCP_DOCKER_HOST_IP = env_str("FACILITY_CCP_DOCKER_HOST_IP", "127.0.0.1")
+CCP_DOCKER_NODE_NAME = env_str("FACILITY_CCP_DOCKER_NODE_NAME", "")
+CCP_DOCKER_XPU_DEVICES = env_json("FACILITY_CCP_DOCKER_XPU_DEVICES", {}, dict)
+CCP_HEALTH_TIMEOUT_S = env_float("FACILITY_CCP_HEALTH_TIMEOUT_S", 1.0, minimum=0.1)
+CCP_KUBE_CONFIG = env_str("FACILITY_CCP_KUBE_CONFIG", "")
+CCP_KUBE_CONTEXT = env_str("FACILITY_CCP_KUBE_CONTEXT", "")
+CCP_KUBE_XPU_RESOURCE = env_str("FACILITY_CCP_KUBE_XPU_RESOURCE", "nvidia.com/gpu")
+CCP_KUBE_XPU_NODE_LABEL = env_str("FACILITY_CCP_KUBE_XPU_NODE_LABEL", "facility/xpu-type")
+CCP_ENGINE_PORT = env_int("FACILITY_CCP_ENGINE_PORT", 8750, minimum=1)
+
 # --- GB/T 28181 native camera input (SIP platform side; docs/gb28181.md) ------
 # `manage.py run_gb28181` listens here for cameras' REGISTER/MESSAGE (UDP).
 GB28181_SIP_HOST = env_str("FACILITY_GB28181_SIP_HOST", "127.0.0.1")
@@ -297,4 +366,8 @@ GB28181_PASSWORD = env_str("FACILITY_GB28181_PASSWORD", "")
 GB28181_KEEPALIVE_TIMEOUT_S = env_float("FACILITY_GB28181_KEEPALIVE_TIMEOUT_S", 180, minimum=0.1)
 # The address put in INVITE SDP for RTP (empty = GB28181_SIP_HOST)
 GB28181_MEDIA_HOST = env_str("FACILITY_GB28181_MEDIA_HOST", "")
+# run_gb28181 relays channels to engines over HTTP here; tasks' gb28181:// URLs
+# reach engines as http://<host>:<port>/gb28181/<DeviceID>/<ChannelID>
+GB28181_RELAY_HOST = env_str("FACILITY_GB28181_RELAY_HOST", "127.0.0.1")
+GB28181_RELAY_PORT = env_int("FACILITY_GB28181_RELAY_PORT", 15070, minimum=1)
 # --- end GB/T 28181 --------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from facility.history import history
 
@@ -22,28 +23,47 @@ class Transport(models.TextChoices):
 
 
 class Device(models.Model):
-    device_id = models.CharField("DeviceID", max_length=20, unique=True, validators=[twenty_digits])
-    name = models.CharField(max_length=128, blank=True, help_text="DeviceName of DeviceInfo")
-    host = models.CharField(max_length=64, blank=True, help_text="where its SIP messages come from")
-    port = models.PositiveIntegerField(null=True, blank=True)
-    transport = models.CharField(max_length=3, choices=Transport.choices, default=Transport.UDP)
-    online = models.BooleanField(default=False)
-    registered_at = models.DateTimeField(null=True, blank=True)
-    registered_until = models.DateTimeField(null=True, blank=True)
-    last_keepalive_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    manufacturer = models.CharField(max_length=128, blank=True)
-    model = models.CharField(max_length=128, blank=True)
-    firmware = models.CharField(max_length=128, blank=True)
-    catalog_at = models.DateTimeField(
-        null=True, blank=True, help_text="when its last Catalog response arrived"
+    device_id = models.CharField(
+        _("DeviceID"), max_length=20, unique=True, validators=[twenty_digits]
     )
-    created_at = models.DateTimeField(default=timezone.now)
+    name = models.CharField(
+        max_length=128, blank=True, help_text=_("DeviceName of DeviceInfo"), verbose_name=_("name")
+    )
+    host = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text=_("where its SIP messages come from"),
+        verbose_name=_("host"),
+    )
+    port = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("port"))
+    transport = models.CharField(
+        max_length=3, choices=Transport.choices, default=Transport.UDP, verbose_name=_("transport")
+    )
+    online = models.BooleanField(default=False, verbose_name=_("online"))
+    registered_at = models.DateTimeField(null=True, blank=True, verbose_name=_("registered at"))
+    registered_until = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("registered until")
+    )
+    last_keepalive_at = models.DateTimeField(
+        null=True, blank=True, db_index=True, verbose_name=_("last keepalive at")
+    )
+    manufacturer = models.CharField(max_length=128, blank=True, verbose_name=_("manufacturer"))
+    model = models.CharField(max_length=128, blank=True, verbose_name=_("model"))
+    firmware = models.CharField(max_length=128, blank=True, verbose_name=_("firmware"))
+    catalog_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=_("when its last Catalog response arrived"),
+        verbose_name=_("catalog at"),
+    )
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     history = history()
 
     class Meta:
-        verbose_name = "GB/T 28181 device"
+        verbose_name = _("GB/T 28181 device")
         ordering = ["device_id"]
+        verbose_name_plural = _("GB/T 28181 devices")
 
     def __str__(self) -> str:
         return self.device_id
@@ -54,25 +74,33 @@ class Device(models.Model):
 
 
 class Channel(models.Model):
-    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="channels")
-    channel_id = models.CharField("ChannelID", max_length=20, validators=[twenty_digits])
-    name = models.CharField(max_length=128, blank=True)
-    manufacturer = models.CharField(max_length=128, blank=True)
-    model = models.CharField(max_length=128, blank=True)
-    status = models.CharField(max_length=16, blank=True, help_text="Status of the Catalog item")
-    parent_id = models.CharField("ParentID", max_length=64, blank=True)
-    civil_code = models.CharField("CivilCode", max_length=32, blank=True)
-    address = models.CharField(max_length=256, blank=True)
-    updated_at = models.DateTimeField(default=timezone.now)
+    device = models.ForeignKey(
+        Device, on_delete=models.CASCADE, related_name="channels", verbose_name=_("device")
+    )
+    channel_id = models.CharField(_("ChannelID"), max_length=20, validators=[twenty_digits])
+    name = models.CharField(max_length=128, blank=True, verbose_name=_("name"))
+    manufacturer = models.CharField(max_length=128, blank=True, verbose_name=_("manufacturer"))
+    model = models.CharField(max_length=128, blank=True, verbose_name=_("model"))
+    status = models.CharField(
+        max_length=16,
+        blank=True,
+        help_text=_("Status of the Catalog item"),
+        verbose_name=_("status"),
+    )
+    parent_id = models.CharField(_("ParentID"), max_length=64, blank=True)
+    civil_code = models.CharField(_("CivilCode"), max_length=32, blank=True)
+    address = models.CharField(max_length=256, blank=True, verbose_name=_("address"))
+    updated_at = models.DateTimeField(default=timezone.now, verbose_name=_("updated at"))
 
     history = history()
 
     class Meta:
-        verbose_name = "GB/T 28181 channel"
+        verbose_name = _("GB/T 28181 channel")
         ordering = ["device__device_id", "channel_id"]
         constraints = [
             models.UniqueConstraint(fields=["device", "channel_id"], name="gb28181_channel_once")
         ]
+        verbose_name_plural = _("GB/T 28181 channels")
 
     def __str__(self) -> str:
         return f"{self.device.device_id}/{self.channel_id}"

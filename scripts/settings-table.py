@@ -30,6 +30,8 @@ NAME = re.compile(r"^(FACILITY_[A-Z0-9_]+|DATABASE_URL)$")
 READERS = {
     "env_str",
     "env_bool",
+    "env_choice",
+    "env_json",
     "env_int",
     "env_float",
     "env_list",

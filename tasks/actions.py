@@ -19,6 +19,7 @@ from algorithms.choices import PackageStatus
 from algorithms.models import AlgoFilePackage
 from facility.errors import Conflict, Invalid, NotFound
 from facility.queue import enqueue
+from gb28181 import relay as gb28181_relay
 from services import engine
 from services.choices import ReplicaState, ServiceKind, ServiceStatus
 from services.models import AlgoService, Replica
@@ -49,13 +50,19 @@ def _labels(task_info: dict[str, Any]) -> tuple[str, str]:
     return labels.get("AlgoCaBinName", ""), labels.get("Version", "")
 
 
+def _event_ids(task: AlgoTask) -> set[str]:
+    return {rule.get("EventID", "") for rule in task.rules} - {""}
+
+
+def _event_type_rows(task: AlgoTask, event_ids: set[str]) -> list[TaskEventType]:
+    return [TaskEventType(task=task, event_id=e, scope=task.scope) for e in sorted(event_ids)]
+
+
 def _set_event_types(task: AlgoTask) -> None:
-    wanted = {rule.get("EventID", "") for rule in task.rules} - {""}
+    wanted = _event_ids(task)
     task.event_types.exclude(event_id__in=wanted).delete()
     have = set(task.event_types.values_list("event_id", flat=True))
-    TaskEventType.objects.bulk_create(
-        [TaskEventType(task=task, event_id=e) for e in sorted(wanted - have)]
-    )
+    TaskEventType.objects.bulk_create(_event_type_rows(task, wanted - have))
 
 
 def create_task(
@@ -89,9 +96,17 @@ def create_task(
             if create_and_start
             else "created, not started: POST :resume to start it",
         )
-        _set_event_types(task)
-    if create_and_start:
-        place(task.task_id)
+        # a new task has no event-type rows to reconcile
+        TaskEventType.objects.bulk_create(_event_type_rows(task, _event_ids(task)))
+        free = free_replicas(candidate_services(task)) if create_and_start else []
+        if create_and_start and not free:
+            # nowhere to start it now: placement only writes rows (the reason,
+            # a service to start once committed), so it shares this
+            # transaction: one commit for the whole call instead of three
+            place(task.task_id, task, free=[])
+    if free:
+        # placement calls an engine: after the commit, never inside it
+        place(task.task_id, task, free=free)
     return AlgoTask.objects.get(pk=task.task_id)
 
 
@@ -118,11 +133,31 @@ def search_tasks(
     if create_and_start is not None:
         queryset = queryset.filter(create_and_start=create_and_start)
     if event_id:
-        # a semi-join on the (event_id, task) index: no duplicate rows to count
+        # a semi-join on the (event_id, scope, task) index: no duplicate rows to count
         queryset = queryset.filter(
-            task_id__in=TaskEventType.objects.filter(event_id=event_id).values("task_id")
+            task_id__in=TaskEventType.objects.filter(event_id=event_id, scope=scope).values(
+                "task_id"
+            )
         )
     return queryset.order_by("-created_at", "task_id")
+
+
+def count_search(
+    queryset: QuerySet[AlgoTask],
+    *,
+    scope: str = "cap",
+    event_id: str = "",
+    status: str = "",
+    restart_policy: str = "",
+    create_and_start: bool | None = None,
+) -> int:
+    """TotalSize of a search_tasks() result. A search by EventID alone counts
+    that EventID's rows of the event-type index (one per task, unique) from
+    the index alone; joining them with the tasks to count costs a pass over
+    every task of the scope."""
+    if event_id and not status and not restart_policy and create_and_start is None:
+        return TaskEventType.objects.filter(event_id=event_id, scope=scope).count()
+    return queryset.count()
 
 
 def update_task(
@@ -170,7 +205,7 @@ def update_task(
                     task.replica.engine_url,  # type: ignore[union-attr]
                     "PUT",
                     f"/AlgoTasks/{task.task_id}",
-                    {"TaskInfo": task.task_info},
+                    {"TaskInfo": gb28181_relay.engine_task_info(task.task_info)},
                 )
             except engine.EngineUnavailable as error:
                 log.warning("task %s: rules not pushed to engine: %s", task_id, error)
@@ -296,18 +331,27 @@ def _start_service_for(task: AlgoTask) -> AlgoService | None:
         return None
 
 
-def place(task_id: str) -> None:
+def place(
+    task_id: str,
+    task: AlgoTask | None = None,
+    *,
+    free: list[tuple[Replica, int]] | None = None,
+) -> None:
     """Try to put a task that should run onto a replica with free capacity.
-    It stays PENDING with a reason when none has; the reconciler tries again."""
-    task = (
-        AlgoTask.objects.filter(pk=task_id, desired_state=DesiredState.RUNNING)
-        .exclude(status__in=[TaskStatus.RUNNING, TaskStatus.FINISHED])
-        .first()
-    )
+    It stays PENDING with a reason when none has; the reconciler tries again.
+    create_task passes the task it just stored and the free replicas it
+    found, to spare reading them again."""
+    if task is None:
+        task = (
+            AlgoTask.objects.filter(pk=task_id, desired_state=DesiredState.RUNNING)
+            .exclude(status__in=[TaskStatus.RUNNING, TaskStatus.FINISHED])
+            .first()
+        )
     if task is None:
         return
     services = candidate_services(task)
-    if not services.exists():
+    fitting = list(services.select_related("package"))
+    if not fitting:
         if task.requested_service_id:
             _set_pending(task, f"requested service {task.requested_service_id} no longer exists")
             return
@@ -323,10 +367,11 @@ def place(task_id: str) -> None:
             return
         _set_pending(task, f"starting service {service.service_id} for {label}")
         services = candidate_services(task)
-    for replica, _free in free_replicas(services):
+        fitting, free = list(services.select_related("package")), None
+    for replica, _free in free_replicas(services) if free is None else free:
         if _start_on(task, replica):
             return
-    fitting = list(services.select_related("package"))
+    # (no _start_on succeeded, so none refreshed these services' status)
     names = ", ".join(service.service_id for service in fitting[:3])
     running = any(
         service.status in (ServiceStatus.RUNNING, ServiceStatus.OVERLOAD) for service in fitting
@@ -344,7 +389,9 @@ def place(task_id: str) -> None:
 def _set_pending(task: AlgoTask, reason: str) -> None:
     if (task.status, task.reason) != (TaskStatus.PENDING, reason):
         task.status, task.reason = TaskStatus.PENDING, reason[:512]
-        task.save(update_fields=["status", "reason", "updated_at"])
+        # the row and its history row in one commit (no savepoint when nested)
+        with transaction.atomic(savepoint=False):
+            task.save(update_fields=["status", "reason", "updated_at"])
 
 
 def _start_on(task: AlgoTask, replica: Replica) -> bool:
@@ -353,7 +400,7 @@ def _start_on(task: AlgoTask, replica: Replica) -> bool:
             replica.engine_url,
             "POST",
             "/AlgoTasks",
-            {"TaskID": task.task_id, "TaskInfo": task.task_info},
+            {"TaskID": task.task_id, "TaskInfo": gb28181_relay.engine_task_info(task.task_info)},
         )
     except engine.EngineUnavailable as error:
         if "exists" in str(error) or "409" in str(error):
@@ -412,7 +459,7 @@ def observe(task: AlgoTask) -> None:
             _lost(task, f"engine replica lost: {error}")
         return
     engine_status = detail.get("Status", "")
-    reason = detail.get("Reason", "")
+    reason = gb28181_relay.explain(task.stream_url, detail.get("Reason", ""))
     stats = detail.get("Stats", {})
     if engine_status == TaskStatus.FINISHED:
         _stop_on_engine(task)

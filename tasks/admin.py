@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
-from tasks import actions, events
-from tasks.models import AlgoTask, Delivery, TaskEvent, ViewLibrary
+from tasks import actions, events, images
+from tasks.models import AlgoTask, Delivery, ImageIntake, ImageJob, TaskEvent, ViewLibrary
 
 
 @admin.register(AlgoTask)
@@ -40,17 +43,21 @@ class AlgoTaskAdmin(SimpleHistoryAdmin):
         for task in list(queryset):
             actions.delete_task(task.task_id, task.scope)
 
-    @admin.action(description="Pause the selected tasks")
+    @admin.action(description=_("Pause the selected tasks"))
     def pause(self, request, queryset) -> None:  # type: ignore[no-untyped-def]
         for task in queryset:
             actions.pause_task(task.task_id, task.scope)
-        self.message_user(request, f"{queryset.count()} task(s) paused", messages.SUCCESS)
+        self.message_user(
+            request, _("%(count)d task(s) paused") % {"count": queryset.count()}, messages.SUCCESS
+        )
 
-    @admin.action(description="Resume the selected tasks")
+    @admin.action(description=_("Resume the selected tasks"))
     def resume(self, request, queryset) -> None:  # type: ignore[no-untyped-def]
         for task in queryset:
             actions.resume_task(task.task_id, task.scope)
-        self.message_user(request, f"{queryset.count()} task(s) resumed", messages.SUCCESS)
+        self.message_user(
+            request, _("%(count)d task(s) resumed") % {"count": queryset.count()}, messages.SUCCESS
+        )
 
 
 class DeliveryInline(admin.TabularInline):
@@ -76,12 +83,12 @@ class TaskEventAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False
 
-    @admin.display(description="delivered")
+    @admin.display(description=_("delivered"))
     def delivered(self, obj: TaskEvent) -> str:
         states = [d.state for d in obj.deliveries.all()]
         return f"{states.count('delivered')}/{len(states)}"
 
-    @admin.display(description="snapshot")
+    @admin.display(description=_("snapshot"))
     def snapshot(self, obj: TaskEvent) -> str:
         path = Path(obj.snapshot_path) if obj.snapshot_path else None
         if path is None or not path.exists():
@@ -111,10 +118,12 @@ class DeliveryAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
         return False
 
-    @admin.action(description="Deliver the selected again (replay)")
+    @admin.action(description=_("Deliver the selected again (replay)"))
     def replay(self, request, queryset) -> None:  # type: ignore[no-untyped-def]
         count = events.replay(list(queryset.values_list("pk", flat=True)))
-        self.message_user(request, f"{count} delivery(ies) queued again", messages.SUCCESS)
+        self.message_user(
+            request, _("%(count)d delivery(ies) queued again") % {"count": count}, messages.SUCCESS
+        )
 
 
 @admin.register(ViewLibrary)
@@ -147,7 +156,7 @@ class ViewLibraryAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
         return False
 
-    @admin.action(description="Register with the selected view libraries now")
+    @admin.action(description=_("Register with the selected view libraries now"))
     def register_now(self, request, queryset) -> None:  # type: ignore[no-untyped-def]
         from tasks.sinks.gat1400 import Client, library_for
 
@@ -157,4 +166,91 @@ class ViewLibraryAdmin(admin.ModelAdmin):
             except ValueError as problem:
                 ok, error = False, str(problem)
             level = messages.SUCCESS if ok else messages.ERROR
-            self.message_user(request, f"{row.key}: {'registered' if ok else error}", level)
+            outcome = _("registered") if ok else error
+            self.message_user(request, f"{row.key}: {outcome}", level)
+
+
+# --- GA/T 1400 image input (tasks/images.py, docs/gat1400.md "Image input") ----------
+
+
+class ImageIntakeForm(forms.ModelForm):
+    class Meta:
+        model = ImageIntake
+        fields = (
+            "name",
+            "enabled",
+            "device_ids",
+            "algo_name",
+            "algo_version",
+            "service",
+            "rules",
+        )
+
+    def clean_rules(self) -> Any:
+        """The rules as a task's RulesParams are checked (Areas, ResultReceiveUrl, …)."""
+        from tasks.api.serializers import RuleParamsSerializer
+
+        rules = self.cleaned_data.get("rules")
+        if not isinstance(rules, list):
+            raise forms.ValidationError(_("must be a list of rules (RulesParams)"))
+        checked = RuleParamsSerializer(data=rules, many=True)
+        if not checked.is_valid():
+            raise forms.ValidationError(str(checked.errors))
+        return rules
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not data.get("algo_name") and not data.get("service"):
+            raise forms.ValidationError(_("name the algorithm (AlgoCaBinName) or a service"))
+        return data
+
+
+@admin.register(ImageIntake)
+class ImageIntakeAdmin(admin.ModelAdmin):
+    """Which algorithm analyses the images view libraries push to /VIID/Images."""
+
+    form = ImageIntakeForm
+    list_display = ("name", "enabled", "device_ids", "algo_name", "algo_version", "service")
+    list_filter = ("enabled",)
+
+
+@admin.register(ImageJob)
+class ImageJobAdmin(admin.ModelAdmin):
+    list_display = (
+        "created_at",
+        "image_id",
+        "device_id",
+        "intake",
+        "state",
+        "reason",
+        "attempts",
+        "objects_found",
+        "events",
+        "replica",
+    )
+    list_filter = ("state", "intake")
+    search_fields = ("image_id", "device_id")
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in ImageJob._meta.fields] + ["picture"]
+    actions = ["analyse_again"]
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    @admin.display(description=_("picture"))
+    def picture(self, obj: ImageJob) -> str:
+        path = Path(obj.path)
+        if not path.exists():
+            return "–"
+        kind = "png" if path.suffix == ".png" else "jpeg"
+        data = base64.b64encode(path.read_bytes()).decode()
+        return format_html(
+            '<img src="data:image/{};base64,{}" style="max-width:640px">', kind, data
+        )
+
+    @admin.action(description=_("Analyse the selected images again (failed or waiting)"))
+    def analyse_again(self, request, queryset) -> None:  # type: ignore[no-untyped-def]
+        count = images.retry(list(queryset.values_list("pk", flat=True)))
+        self.message_user(
+            request, _("%(count)d image(s) queued again") % {"count": count}, messages.SUCCESS
+        )
