@@ -133,3 +133,8 @@ def test_management_commands_speak_the_configured_language(tmp_path):
     absent = str(tmp_path / "absent")
     missing = _manage("restore", "--from", absent, language="zh-hans")
     assert f"{absent} 不存在" in missing.stderr
+    helped = _manage("create_platform_client", "--help", language="zh-hans")
+    assert "客户端名称，例如 city-platform" in helped.stdout
+    assert (
+        "a name for the client" in _manage("create_platform_client", "--help", language="en").stdout
+    )

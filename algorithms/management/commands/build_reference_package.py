@@ -36,10 +36,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 import algorithms.reference
 from algorithms.reference.engine import __version__ as ENGINE_VERSION
+from facility.commands import TranslatedCommand
 
 REFERENCE_DIR = Path(algorithms.reference.__file__).resolve().parent
 ENGINE_DIR = REFERENCE_DIR / "engine"
@@ -167,10 +170,15 @@ def _docker(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str
             env={**os.environ, "DOCKER_BUILDKIT": "0"},
         )
     except (OSError, subprocess.TimeoutExpired) as error:
-        raise CommandError(f"docker {args[0]}: {error}") from None
+        raise CommandError(
+            _("docker %(command)s: %(error)s") % {"command": args[0], "error": error}
+        ) from None
     if run.returncode != 0:
         tail = (run.stderr or run.stdout).strip()[-1500:]
-        raise CommandError(f"docker {' '.join(args[:2])} failed ({run.returncode}): {tail}")
+        raise CommandError(
+            _("docker %(command)s failed (%(code)d): %(output)s")
+            % {"command": " ".join(args[:2]), "code": run.returncode, "output": tail}
+        )
     return run
 
 
@@ -178,8 +186,11 @@ def build_image(base: str, tag: str, digest: str) -> None:
     """docker build (legacy builder) of the engine image FROM `base`."""
     if subprocess.run(["docker", "image", "inspect", base], capture_output=True).returncode:
         raise CommandError(
-            f"base image {base} is not in the Docker engine: run "
-            "scripts/build-base-image.sh engine (builds it or loads it from .cache/images)"
+            _(
+                "base image %(base)s is not in the Docker engine: run "
+                "scripts/build-base-image.sh engine (builds it or loads it from .cache/images)"
+            )
+            % {"base": base}
         )
     with tempfile.TemporaryDirectory(prefix="reference-image-") as context:
         shutil.copytree(
@@ -191,40 +202,56 @@ def build_image(base: str, tag: str, digest: str) -> None:
         _docker("build", "--quiet", "--tag", tag, context)
 
 
-class Command(BaseCommand):
-    help = "Build the reference engine into an algorithm package (artifact or image form)."
+class Command(TranslatedCommand):
+    help = gettext_noop(
+        "Build the reference engine into an algorithm package (artifact or image form)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--form", choices=("artifact", "image"), required=True)
-        parser.add_argument("--out", required=True, help="folder the package is written to")
+        parser.add_argument(
+            "--out", required=True, help=gettext_noop("folder the package is written to")
+        )
         parser.add_argument(
             "--id",
             default="",
-            help="the package's name: file <out>/<id>.tar.gz and the suggested "
-            "AlgoFilePackageID (default reference-people-<form>-<version>)",
+            help=gettext_noop(
+                "the package's name: file <out>/<id>.tar.gz and the suggested "
+                "AlgoFilePackageID (default reference-people-<form>-<version>)"
+            ),
         )
         parser.add_argument(
             "--streams",
             type=int,
             default=0,
-            help="Capacities.Stream_Video_Quota (default: one 1080p stream per CPU core)",
+            help=gettext_noop(
+                "Capacities.Stream_Video_Quota (default: one 1080p stream per CPU core)"
+            ),
         )
         parser.add_argument(
             "--python",
             default=NEUTRAL_PYTHON,
-            help="artifact form: the Python in Cmd (needs av, opencv-python-headless<5, "
-            f"numpy); default {NEUTRAL_PYTHON!r}, which the local runtime resolves on the "
-            "node (FACILITY_ENGINE_PYTHON, else the facility's own): a portable package",
+            help=gettext_noop(
+                "artifact form: the Python in Cmd (needs av, opencv-python-headless<5, "
+                "numpy); default %(default)r, which the local runtime resolves on the "
+                "node (FACILITY_ENGINE_PYTHON, else the facility's own): a portable package"
+            ),
         )
         parser.add_argument(
             "--images",
             type=int,
             default=1,
-            help="Capacities.Analyze_Quota: images analysed at once (0: no image input)",
+            help=gettext_noop(
+                "Capacities.Analyze_Quota: images analysed at once (0: no image input)"
+            ),
         )
-        parser.add_argument("--base", default=BASE_IMAGE, help="image form: the base image")
         parser.add_argument(
-            "--tag", default="", help="image form: the image's tag (default derived from sources)"
+            "--base", default=BASE_IMAGE, help=gettext_noop("image form: the base image")
+        )
+        parser.add_argument(
+            "--tag",
+            default="",
+            help=gettext_noop("image form: the image's tag (default derived from sources)"),
         )
         parser.add_argument(
             "--compress-level", type=int, default=1, choices=range(10), metavar="0-9"
@@ -236,7 +263,9 @@ class Command(BaseCommand):
         out.mkdir(parents=True, exist_ok=True)
         package_id = options["id"] or f"reference-people-{form}-{ENGINE_VERSION}"
         if not package_id.replace("-", "a").replace("_", "a").replace(".", "a").isalnum():
-            raise CommandError(f"--id {package_id!r}: letters, digits, '-', '_' and '.' only")
+            raise CommandError(
+                _("--id %(id)r: letters, digits, '-', '_' and '.' only") % {"id": package_id}
+            )
         streams = options["streams"] or default_streams()
         digest = engine_digest()
         target = out / f"{package_id}.tar.gz"
@@ -246,7 +275,7 @@ class Command(BaseCommand):
             python = options["python"]
             neutral = python in (NEUTRAL_PYTHON, "python")  # resolved on the node, not here
             if not neutral and not Path(python).is_absolute() and shutil.which(python) is None:
-                raise CommandError(f"--python {python}: not found")
+                raise CommandError(_("--python %(python)s: not found") % {"python": python})
             document = manifest(
                 form="artifact",
                 cmd=f"{python} -m engine",
@@ -260,7 +289,9 @@ class Command(BaseCommand):
                 _add_engine(tar)
         else:
             tag = options["tag"] or f"{IMAGE_REPO}:{ENGINE_VERSION}-{digest[:12]}"
-            self.stderr.write(f"building {tag} FROM {options['base']}")
+            self.stderr.write(
+                _("building %(tag)s FROM %(base)s") % {"tag": tag, "base": options["base"]}
+            )
             build_image(options["base"], tag, digest)
             document = manifest(
                 form="image",
@@ -274,12 +305,16 @@ class Command(BaseCommand):
                 saved = Path(work) / IMAGE_FILE
                 self.stderr.write(f"docker save {tag}")
                 _docker("save", "--output", str(saved), tag)
-                self.stderr.write(f"packing {saved.stat().st_size / 1e6:.0f} MB (gzip -{level})")
+                self.stderr.write(
+                    _("packing %(mb).0f MB (gzip -%(level)s)")
+                    % {"mb": saved.stat().st_size / 1e6, "level": level}
+                )
                 with tarfile.open(part, "w:gz", compresslevel=level) as tar:
                     _add_bytes(tar, "algo.yaml", yaml.safe_dump(document, sort_keys=False).encode())
                     tar.add(saved, arcname=IMAGE_FILE)
             self.stdout.write(f"image: {tag}")
         part.replace(target)
+        # "key: value" lines that scripts and tests parse: the same in every language
         self.stdout.write(f"package: {target}")
         self.stdout.write(f"md5: {md5_of(target)}")
         self.stdout.write(f"id: {package_id}")

@@ -14,10 +14,12 @@ from typing import Any
 
 import requests
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from compute.probes import probes_for_local_node, read_all
+from facility.commands import TranslatedCommand
 
 
 def reading_body(reading: Any, interval_s: float) -> dict[str, Any]:
@@ -53,23 +55,30 @@ def reading_body(reading: Any, interval_s: float) -> dict[str, Any]:
     }
 
 
-class Command(BaseCommand):
-    help = "Post this machine's resource samples to a central facility until stopped."
+class Command(TranslatedCommand):
+    help = gettext_noop("Post this machine's resource samples to a central facility until stopped.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--facility",
             default=os.environ.get("FACILITY_AGENT_URL", ""),
-            help="base URL of the central facility, e.g. http://10.0.0.1:8000 (FACILITY_AGENT_URL)",
+            help=gettext_noop(
+                "base URL of the central facility, e.g. http://10.0.0.1:8000 (FACILITY_AGENT_URL)"
+            ),
         )
         parser.add_argument(
             "--node",
             default=os.environ.get("FACILITY_AGENT_NODE", ""),
-            help="this node's NodeID or name on the facility (FACILITY_AGENT_NODE)",
+            help=gettext_noop("this node's NodeID or name on the facility (FACILITY_AGENT_NODE)"),
         )
-        parser.add_argument("--interval", type=float, default=None, help="seconds between samples")
         parser.add_argument(
-            "--count", type=int, default=0, help="stop after this many tries (0: never)"
+            "--interval", type=float, default=None, help=gettext_noop("seconds between samples")
+        )
+        parser.add_argument(
+            "--count",
+            type=int,
+            default=0,
+            help=gettext_noop("stop after this many tries (0: never)"),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

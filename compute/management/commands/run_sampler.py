@@ -8,20 +8,29 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 from django.db import close_old_connections, connection
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from compute import jobs
+from facility.commands import TranslatedCommand
 
 
-class Command(BaseCommand):
-    help = "Store a resource sample of this machine every FACILITY_SAMPLE_INTERVAL_S seconds."
+class Command(TranslatedCommand):
+    help = gettext_noop(
+        "Store a resource sample of this machine every FACILITY_SAMPLE_INTERVAL_S seconds."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--interval", type=float, default=None, help="seconds between samples")
         parser.add_argument(
-            "--count", type=int, default=0, help="stop after this many ticks (0: never)"
+            "--interval", type=float, default=None, help=gettext_noop("seconds between samples")
+        )
+        parser.add_argument(
+            "--count",
+            type=int,
+            default=0,
+            help=gettext_noop("stop after this many ticks (0: never)"),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

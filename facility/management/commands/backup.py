@@ -19,11 +19,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import connection, transaction
 from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
+from facility.commands import TranslatedCommand
 
 FORMAT = "facility-backup"
 FORMAT_VERSION = 1
@@ -82,8 +85,8 @@ def copy_tree(source: Path, target: Path) -> None:
         target.mkdir(parents=True, exist_ok=True)
 
 
-class Command(BaseCommand):
-    help = (
+class Command(TranslatedCommand):
+    help = gettext_noop(
         "Back up the database, the package store and the snapshots into a folder "
         "(or a .tar.gz when --out ends so), with a manifest and checksums."
     )
@@ -92,12 +95,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--out",
             required=True,
-            help="new or empty folder, or a file name ending in .tar.gz / .tgz / .tar",
+            help=gettext_noop(
+                "new or empty folder, or a file name ending in .tar.gz / .tgz / .tar"
+            ),
         )
         parser.add_argument(
             "--no-files",
             action="store_true",
-            help="the database only (the package store and snapshots are left out)",
+            help=gettext_noop("the database only (the package store and snapshots are left out)"),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -3,31 +3,37 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
+from facility.commands import TranslatedCommand
 from facility.models import PlatformClient
 
 
-class Command(BaseCommand):
-    help = (
+class Command(TranslatedCommand):
+    help = gettext_noop(
         "Create a credential for a platform client (or --rotate an existing one) and print "
         "its token once. The client sends it as `Authorization: Bearer <token>`."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("name", help="a name for the client, e.g. city-platform")
+        parser.add_argument("name", help=gettext_noop("a name for the client, e.g. city-platform"))
         parser.add_argument(
-            "--rotate", action="store_true", help="replace the token of an existing client"
+            "--rotate",
+            action="store_true",
+            help=gettext_noop("replace the token of an existing client"),
         )
         parser.add_argument(
             "--token",
-            help="use this token, not a random one (scripted set-ups; 24 characters or more)",
+            help=gettext_noop(
+                "use this token, not a random one (scripted set-ups; 24 characters or more)"
+            ),
         )
         parser.add_argument(
-            "--quiet", action="store_true", help="print only the token (for scripts)"
+            "--quiet", action="store_true", help=gettext_noop("print only the token (for scripts)")
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

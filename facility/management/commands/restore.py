@@ -15,11 +15,13 @@ from typing import Any
 
 from django.apps import apps
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import connection
 from django.db.migrations.loader import MigrationLoader
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
+from facility.commands import TranslatedCommand
 from facility.management.commands.backup import (
     FORMAT,
     FORMAT_VERSION,
@@ -44,17 +46,25 @@ def rewrite(value: Any, prefixes: list[tuple[str, str]]) -> Any:
     return value
 
 
-class Command(BaseCommand):
-    help = "Restore a backup (folder or .tar.gz from `manage.py backup`) into an empty facility."
+class Command(TranslatedCommand):
+    help = gettext_noop(
+        "Restore a backup (folder or .tar.gz from `manage.py backup`) into an empty facility."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--from", dest="source", required=True, help="backup folder or archive")
-        parser.add_argument("--no-files", action="store_true", help="restore the database only")
+        parser.add_argument(
+            "--from", dest="source", required=True, help=gettext_noop("backup folder or archive")
+        )
+        parser.add_argument(
+            "--no-files", action="store_true", help=gettext_noop("restore the database only")
+        )
         parser.add_argument(
             "--allow-migration-mismatch",
             action="store_true",
-            help="load even when this release's migrations differ from the backup's "
-            "(normally: restore with the release that made it, then upgrade)",
+            help=gettext_noop(
+                "load even when this release's migrations differ from the backup's "
+                "(normally: restore with the release that made it, then upgrade)"
+            ),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

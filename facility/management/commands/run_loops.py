@@ -4,18 +4,25 @@ import signal
 import threading
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
+from facility.commands import TranslatedCommand
 from facility.loops import LOOPS, run_all
 
 
-class Command(BaseCommand):
-    help = "Run the sub-minute loops (resource sampler, service reconciler) until stopped."
+class Command(TranslatedCommand):
+    help = gettext_noop(
+        "Run the sub-minute loops (resource sampler, service reconciler) until stopped."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "names", nargs="*", help=f"loops to run (default all: {[loop.name for loop in LOOPS]})"
+            "names",
+            nargs="*",
+            metavar="{" + ",".join(loop.name for loop in LOOPS) + "}",
+            help=gettext_noop("loops to run (default: all)"),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

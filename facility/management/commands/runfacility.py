@@ -15,20 +15,22 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
+from facility.commands import TranslatedCommand
 from facility.schedules import ensure_schedules
 
 
-class Command(BaseCommand):
-    help = "Migrate, then serve the API and run the background workers until stopped."
+class Command(TranslatedCommand):
+    help = gettext_noop("Migrate, then serve the API and run the background workers until stopped.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--bind",
             default=os.environ.get("FACILITY_BIND", "127.0.0.1:8000"),
-            help="address:port of the API server (FACILITY_BIND)",
+            help=gettext_noop("address:port of the API server (FACILITY_BIND)"),
         )
         parser.add_argument(
             "--web-workers", type=int, default=int(os.environ.get("FACILITY_WEB_WORKERS", "2"))

@@ -8,26 +8,31 @@ import threading
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
+from facility.commands import TranslatedCommand
 from gb28181.relay import Relay
 from gb28181.sip import SipServer
 
 
-class Command(BaseCommand):
-    help = (
+class Command(TranslatedCommand):
+    help = gettext_noop(
         "Accept GB/T 28181 cameras: REGISTER (digest), keepalive, Catalog; INVITE when an "
         "engine opens a channel through the relay."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--host", default=None, help="default GB28181_SIP_HOST")
-        parser.add_argument("--port", type=int, default=None, help="default GB28181_SIP_PORT")
+        parser.add_argument("--host", default=None, help=gettext_noop("default GB28181_SIP_HOST"))
         parser.add_argument(
-            "--relay-port", type=int, default=None, help="default GB28181_RELAY_PORT"
+            "--port", type=int, default=None, help=gettext_noop("default GB28181_SIP_PORT")
         )
         parser.add_argument(
-            "--seconds", type=float, default=0, help="stop after this long (0: never)"
+            "--relay-port", type=int, default=None, help=gettext_noop("default GB28181_RELAY_PORT")
+        )
+        parser.add_argument(
+            "--seconds", type=float, default=0, help=gettext_noop("stop after this long (0: never)")
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -44,10 +49,19 @@ class Command(BaseCommand):
         relay = Relay(server, port=options["relay_port"])
         relay.start()
         if not settings.GB28181_PASSWORD:
-            self.stderr.write("GB28181_PASSWORD is empty: every REGISTER will be refused (403)")
+            self.stderr.write(_("GB28181_PASSWORD is empty: every REGISTER will be refused (403)"))
         self.stdout.write(
-            f"GB/T 28181 platform {server.platform_id} on udp {server.host}:{server.port}, "
-            f"relay for engines on http://{relay.host}:{relay.port}/gb28181/"
+            _(
+                "GB/T 28181 platform %(id)s on udp %(host)s:%(port)s, "
+                "relay for engines on http://%(relay_host)s:%(relay_port)s/gb28181/"
+            )
+            % {
+                "id": server.platform_id,
+                "host": server.host,
+                "port": server.port,
+                "relay_host": relay.host,
+                "relay_port": relay.port,
+            }
         )
         try:
             server.serve_forever(stop)
