@@ -32,48 +32,27 @@ Writes bench/results/bench_engine_memory.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Report  # noqa: E402
+from bench.common import EngineProcess, Report, task_body  # noqa: E402
 
 MB = 2**20
 
 
-class Engine:
+class Engine(EngineProcess):
     """The engine as a subprocess, its RSS sampled in a thread."""
 
     def __init__(self, env: dict[str, str], sample_s: float) -> None:
-        import psutil
-
-        full = {k: v for k, v in os.environ.items() if not k.startswith(("ENGINE_", "EVENT_"))}
-        full.update({"ENGINE_PORT": "0", "ENGINE_HOST": "127.0.0.1", **env})
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "algorithms.reference.engine"],
-            cwd=ROOT,
-            env=full,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line.startswith("ENGINE READY "):
-            self.proc.kill()
-            raise SystemExit(f"engine did not start: {line!r}")
-        self.url = line.split()[2]
-        self.ps = psutil.Process(self.proc.pid)
+        super().__init__(env)
         self.t0 = time.monotonic()
         self.samples: list[tuple[float, float]] = []  # (seconds since start, RSS MB)
         self._done = threading.Event()
@@ -91,42 +70,9 @@ class Engine:
             if self._done.wait(self._sample_s):
                 return
 
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())["Data"]
-
-    def cpu(self) -> float:
-        times = self.ps.cpu_times()
-        return float(times.user + times.system)
-
     def stop(self) -> None:
         self._done.set()
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def task_body(task_id: str, url: str) -> dict[str, Any]:
-    return {
-        "TaskID": task_id,
-        "TaskInfo": {
-            "StreamOptions": {"VideoStreamOptions": {"Url": url}},
-            "RulesParams": [
-                {
-                    "EventID": "PERSON_IN_AREA",
-                    "Areas": [],
-                    "ExtendParams": {"RepeatAlarmIntervalThreshold": 5},
-                }
-            ],
-        },
-    }
+        super().stop()
 
 
 def slope(samples: list[tuple[float, float]]) -> float:

@@ -35,11 +35,14 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import EngineProcess, task_body  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "bench_engine_overhead.md"
 CLIP_NAME = "vtest_1080p25_60s.mp4"
 _lines: list[str] = []
@@ -80,7 +83,6 @@ def cpu_self() -> float:
 def bare(clip: str, every: int) -> dict[str, Any]:
     import av
 
-    sys.path.insert(0, str(ROOT))
     from algorithms.reference.engine.detector import HogDetector
     from algorithms.reference.engine.rules import DEFAULT_MIN_CONFIDENCE
 
@@ -129,27 +131,12 @@ def run_bare(clip: Path, every: int) -> dict[str, Any]:
 # --- the engine -------------------------------------------------------------------
 
 
-class Engine:
-    def __init__(self, **env: str) -> None:
-        import psutil
+class Engine(EngineProcess):
+    """The engine (bench.common.EngineProcess), its RSS sampled every 0.5 s and its
+    CPU time counted with its children's."""
 
-        full = {k: v for k, v in os.environ.items() if not k.startswith(("ENGINE_", "EVENT_"))}
-        full.update({"ENGINE_PORT": "0", "ENGINE_HOST": "127.0.0.1", **env})
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "algorithms.reference.engine"],
-            cwd=ROOT,
-            env=full,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line.startswith("ENGINE READY "):
-            self.proc.kill()
-            raise SystemExit(f"engine did not start: {line!r}")
-        self.url = line.split()[2]
-        self.ps = psutil.Process(self.proc.pid)
+    def __init__(self, **env: str) -> None:
+        super().__init__(env)
         self.rss: list[tuple[float, int]] = []
         self._sampling = threading.Event()
         self._sampler = threading.Thread(target=self._sample, daemon=True)
@@ -167,31 +154,10 @@ class Engine:
         times = self.ps.cpu_times()
         return float(times.user + times.system + times.children_user + times.children_system)
 
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())["Data"]
-
     def analyse(self, clip: Path, task_id: str) -> tuple[dict[str, Any], float, float]:
         """Run one task on the clip to its end; (detail, CPU s, wall s)."""
-        body = {
-            "TaskID": task_id,
-            "TaskInfo": {
-                "StreamOptions": {"VideoStreamOptions": {"Url": f"file://{clip}"}},
-                "RulesParams": [
-                    {
-                        "EventID": "PERSON_IN_AREA",
-                        "Areas": [],
-                        "ExtendParams": {"RepeatAlarmIntervalThreshold": 5},
-                    }
-                ],
-            },
-        }
         c0, w0 = self.cpu(), time.perf_counter()
-        self.call("POST", "/AlgoTasks", body)
+        self.call("POST", "/AlgoTasks", task_body(task_id, f"file://{clip}"))
         while (detail := self.call("GET", f"/AlgoTasks/{task_id}"))["Status"] != "FINISHED":
             if detail["Status"] == "ERROR":
                 raise SystemExit(f"task failed: {detail}")
@@ -202,12 +168,7 @@ class Engine:
 
     def stop(self) -> None:
         self._sampling.set()
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        super().stop()
 
 
 def mb(value: float) -> str:
@@ -231,14 +192,7 @@ def soak(clip: Path, minutes: float) -> None:
         passes = 0
         while time.monotonic() < end:
             task_id = f"soak-{passes}"
-            body = {
-                "TaskID": task_id,
-                "TaskInfo": {
-                    "StreamOptions": {"VideoStreamOptions": {"Url": f"file://{clip}"}},
-                    "RulesParams": [{"EventID": "PERSON_IN_AREA", "Areas": [], "ExtendParams": {}}],
-                },
-            }
-            engine.call("POST", "/AlgoTasks", body)
+            engine.call("POST", "/AlgoTasks", task_body(task_id, f"file://{clip}", repeat_s=None))
             while time.monotonic() < end:
                 detail = engine.call("GET", f"/AlgoTasks/{task_id}")
                 if detail["Status"] in ("FINISHED", "ERROR"):

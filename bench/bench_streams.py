@@ -34,14 +34,13 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Report  # noqa: E402
+from bench.common import EngineProcess, Report, task_body  # noqa: E402
 
 TARGET_DECODE_FPS = 25.0
 
@@ -102,69 +101,10 @@ def run_parts(clip: Path, seconds: float) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-# --- the engine ---------------------------------------------------------------------
+# --- the engine (bench.common.EngineProcess) ----------------------------------------
 
 
-class Engine:
-    def __init__(self, env: dict[str, str]) -> None:
-        import psutil
-
-        full = {k: v for k, v in os.environ.items() if not k.startswith(("ENGINE_", "EVENT_"))}
-        full.update({"ENGINE_PORT": "0", "ENGINE_HOST": "127.0.0.1", **env})
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "algorithms.reference.engine"],
-            cwd=ROOT,
-            env=full,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line.startswith("ENGINE READY "):
-            self.proc.kill()
-            raise SystemExit(f"engine did not start: {line!r}")
-        self.url = line.split()[2]
-        self.ps = psutil.Process(self.proc.pid)
-
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())["Data"]
-
-    def cpu(self) -> float:
-        times = self.ps.cpu_times()
-        return float(times.user + times.system)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def task_body(task_id: str, url: str) -> dict[str, Any]:
-    return {
-        "TaskID": task_id,
-        "TaskInfo": {
-            "StreamOptions": {"VideoStreamOptions": {"Url": url}},
-            "RulesParams": [
-                {
-                    "EventID": "PERSON_IN_AREA",
-                    "Areas": [],
-                    "ExtendParams": {"RepeatAlarmIntervalThreshold": 5},
-                }
-            ],
-        },
-    }
-
-
-def counters(engine: Engine, ids: list[str]) -> dict[str, tuple[int, int, str]]:
+def counters(engine: EngineProcess, ids: list[str]) -> dict[str, tuple[int, int, str]]:
     out = {}
     for task_id in ids:
         d = engine.call("GET", f"/AlgoTasks/{task_id}")
@@ -180,7 +120,7 @@ def search(
     need = fps * args.ratio
     report(f"{label}: engine env {' '.join(f'{k}={v}' for k, v in sorted(env.items()))}")
     report(f"  start: {load()}")
-    engine = Engine({**env, "ENGINE_CAPACITY": str(args.max_streams)})
+    engine = EngineProcess({**env, "ENGINE_CAPACITY": str(args.max_streams)})
     sustained = 0
     best_total = 0.0
     ids: list[str] = []

@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 
 from facility.models import PlatformClient
 from tests.support.http_server import FileServer
+from tests.support.receiver import Receiver
 
 
 @pytest.fixture(autouse=True)
@@ -119,3 +120,13 @@ def file_server(tmp_path: Any) -> Iterator[FileServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """An HTTP receiver of events on loopback (tests/support/receiver.py)."""
+    server = Receiver()
+    try:
+        yield server
+    finally:
+        server.close()

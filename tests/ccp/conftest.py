@@ -55,6 +55,64 @@ def docker_ccp(engine_image: str, settings: Any) -> Iterator[str]:
         docker_cli("rm", "-f", *leftovers, check=False)
 
 
+W = "/CCP/AlgoService/Workloads"
+P = "/CCP/AlgoService/Pods"
+
+
+def workload_body(image: str, name: str = "people", replicas: int = 1, **kw: Any) -> dict[str, Any]:
+    """POST /CCP/AlgoService/Workloads: `replicas` pods of `image` in c1/default,
+    one CPU and 1 GiB each, no accelerator; `kw` adds or overrides fields."""
+    return {
+        "ClusterCode": "c1",
+        "Namespace": "default",
+        "Name": name,
+        "Labels": {"app": name, "tier": "analysis"},
+        "LabelSelector": {"app": name},
+        "ContainerName": "engine",
+        "Image": image,
+        "XpuType": "",
+        "Cpu": 1,
+        "Memory": 1,
+        "Xpu": 0,
+        "Replicas": replicas,
+        **kw,
+    }
+
+
+def create_workload(
+    api: Any, image: str, name: str = "people", replicas: int = 1, **kw: Any
+) -> Any:
+    response = api.post(W, workload_body(image, name, replicas, **kw))
+    assert response.status_code == 200, response.body
+    return response
+
+
+def pods(api: Any, name: str = "people", namespace: str = "default") -> list[dict[str, Any]]:
+    response = api.post(P, {"ClusterCode": "c1", "Namespace": namespace, "WorkloadName": name})
+    assert response.status_code == 200, response.body
+    return response.body["Data"]["Pods"]
+
+
+def all_ready(
+    api: Any, count: int, name: str = "people", timeout: float = 20.0
+) -> list[dict[str, Any]]:
+    """The workload's pods once there are `count` of them, all ready."""
+
+    def ready() -> list[dict[str, Any]] | None:
+        found = pods(api, name)
+        return found if len(found) == count and all(p["Ready"] for p in found) else None
+
+    found = wait_for(ready, timeout)
+    assert found, pods(api, name)
+    return found
+
+
+def scale(api: Any, replicas: int, name: str = "people") -> None:
+    body = {"ClusterCode": "c1", "Namespace": "default", "Replicas": replicas}
+    response = api.call("put", f"{W}/{name}", body)
+    assert response.status_code == 200, response.body
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:
     deadline = time.monotonic() + timeout
     while True:

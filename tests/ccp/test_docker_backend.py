@@ -14,55 +14,20 @@ from ccp import jobs
 from ccp.choices import EngineState
 from ccp.models import Engine, Workload
 
-from .conftest import ccp_containers, docker_cli, health, wait_for
+from .conftest import (
+    P,
+    W,
+    all_ready,
+    ccp_containers,
+    docker_cli,
+    health,
+    pods,
+    scale,
+    wait_for,
+)
+from .conftest import create_workload as create
 
 pytestmark = pytest.mark.docker
-
-W = "/CCP/AlgoService/Workloads"
-P = "/CCP/AlgoService/Pods"
-
-
-def create(api: Any, image: str, name: str = "people", replicas: int = 1, **kw: Any) -> Any:
-    body = {
-        "ClusterCode": "c1",
-        "Namespace": "default",
-        "Name": name,
-        "Labels": {"app": name, "tier": "analysis"},
-        "LabelSelector": {"app": name},
-        "ContainerName": "engine",
-        "Image": image,
-        "XpuType": "",
-        "Cpu": 1,
-        "Memory": 1,
-        "Xpu": 0,
-        "Replicas": replicas,
-        **kw,
-    }
-    response = api.post(W, body)
-    assert response.status_code == 200, response.body
-    return response
-
-
-def pods(api: Any, name: str = "people") -> list[dict[str, Any]]:
-    response = api.post(P, {"ClusterCode": "c1", "Namespace": "default", "WorkloadName": name})
-    assert response.status_code == 200, response.body
-    return response.body["Data"]["Pods"]
-
-
-def all_ready(api: Any, count: int, name: str = "people") -> list[dict[str, Any]]:
-    def ready() -> list[dict[str, Any]] | None:
-        found = pods(api, name)
-        return found if len(found) == count and all(p["Ready"] for p in found) else None
-
-    found = wait_for(ready)
-    assert found, pods(api, name)
-    return found
-
-
-def scale(api: Any, replicas: int, name: str = "people") -> None:
-    body = {"ClusterCode": "c1", "Namespace": "default", "Replicas": replicas}
-    response = api.call("put", f"{W}/{name}", body)
-    assert response.status_code == 200, response.body
 
 
 def test_scale_one_three_zero_with_real_pods(api, docker_ccp):

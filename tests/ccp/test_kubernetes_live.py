@@ -24,12 +24,10 @@ from ccp.models import Workload
 from tests.support.examples import example
 from tests.support.kube import Cluster, SimNode, free_port, running_cluster
 
-from .conftest import health, wait_for
+from .conftest import P, W, all_ready, create_workload, health, pods, scale, wait_for
 
 pytestmark = pytest.mark.docker
 
-W = "/CCP/AlgoService/Workloads"
-P = "/CCP/AlgoService/Pods"
 GPU = "nvidia.com/gpu"
 T4_NODE = "node-t4"
 NODES = [
@@ -81,50 +79,9 @@ def k8s(kube: Cluster, engine_image: str, settings: Any) -> Iterator[Cluster]:
     assert not kube.kubelet.errors, (kube.kubelet.errors, kube.kubelet.transient)
 
 
-def body(image: str, name: str = "people", replicas: int = 1, **kw: Any) -> dict[str, Any]:
-    return {
-        "ClusterCode": "c1",
-        "Namespace": "default",
-        "Name": name,
-        "Labels": {"app": name, "tier": "analysis"},
-        "LabelSelector": {"app": name},
-        "ContainerName": "engine",
-        "Image": image,
-        "XpuType": "",
-        "Cpu": 1,
-        "Memory": 1,
-        "Xpu": 0,
-        "Replicas": replicas,
-        **kw,
-    }
-
-
 def create(api: Any, image: str, name: str = "people", replicas: int = 1, **kw: Any) -> None:
-    response = api.post(W, body(image, name, replicas, **kw))
-    assert response.status_code == 200, response.body
+    create_workload(api, image, name, replicas, **kw)
     assert Workload.objects.get(name=name).reason == ""
-
-
-def pods(api: Any, name: str = "people", namespace: str = "default") -> list[dict[str, Any]]:
-    response = api.post(P, {"ClusterCode": "c1", "Namespace": namespace, "WorkloadName": name})
-    assert response.status_code == 200, response.body
-    return response.body["Data"]["Pods"]
-
-
-def all_ready(api: Any, count: int, name: str = "people") -> list[dict[str, Any]]:
-    def ready() -> list[dict[str, Any]] | None:
-        found = pods(api, name)
-        return found if len(found) == count and all(p["Ready"] for p in found) else None
-
-    found = wait_for(ready, TIMEOUT)
-    assert found, pods(api, name)
-    return found
-
-
-def scale(api: Any, replicas: int, name: str = "people") -> None:
-    body = {"ClusterCode": "c1", "Namespace": "default", "Replicas": replicas}
-    response = api.call("put", f"{W}/{name}", body)
-    assert response.status_code == 200, response.body
 
 
 def detail(api: Any, name: str = "people") -> dict[str, Any]:
@@ -139,7 +96,7 @@ def test_create_scale_one_three_zero_with_real_pods(api, k8s, engine_image, sett
     assert c.resources.requests == {"cpu": "1", "memory": "1Gi"} == c.resources.limits
     assert deployment.spec.replicas == 1
 
-    [pod] = all_ready(api, 1)
+    [pod] = all_ready(api, 1, timeout=TIMEOUT)
     assert pod["Name"].startswith("people-")
     assert pod["Status"] == "Running" and pod["Restarts"] == 0 and pod["Age"] >= 0
     assert pod["NodeName"] in {n.name for n in NODES}
@@ -160,7 +117,7 @@ def test_create_scale_one_three_zero_with_real_pods(api, k8s, engine_image, sett
 
     scale(api, 3)
     assert apps.read_namespaced_deployment("people", "default").spec.replicas == 3
-    three = all_ready(api, 3)
+    three = all_ready(api, 3, timeout=TIMEOUT)
     assert len({p["PodIP"] for p in three}) == 3 and {p["Port"] for p in three} == {pod["Port"]}
     assert pod["Name"] in {p["Name"] for p in three}
     assert all(health(p["PodIP"], p["Port"])["Data"]["EngineID"] == p["Name"] for p in three)
@@ -180,7 +137,7 @@ def test_create_scale_one_three_zero_with_real_pods(api, k8s, engine_image, sett
 
 def test_a_killed_container_is_restarted_and_counted(api, k8s, engine_image):
     create(api, engine_image, replicas=2)
-    before = {p["Name"]: p for p in all_ready(api, 2)}
+    before = {p["Name"]: p for p in all_ready(api, 2, timeout=TIMEOUT)}
     victim = sorted(before)[0]
     [container] = [
         c for c in _kubelet_containers(k8s) if c.labels["io.kubernetes.pod.name"] == victim
@@ -205,7 +162,7 @@ def test_xpu_type_selects_the_labelled_node_and_the_gpu_resource_is_requested(
     api, k8s, engine_image
 ):
     create(api, engine_image, name="t4", XpuType="NVIDIA_T4", Xpu=1, Cpu=1, Memory=1)
-    [pod] = all_ready(api, 1, "t4")
+    [pod] = all_ready(api, 1, "t4", timeout=TIMEOUT)
     assert pod["NodeName"] == T4_NODE
     apps, _ = _kube_api(k8s)
     template = apps.read_namespaced_deployment("t4", "default").spec.template.spec
@@ -346,7 +303,7 @@ def test_monitors_fall_back_without_a_metrics_api_and_use_it_when_served(api, k8
     assert before.status_code == 200 and before.body["Data"]["Cpu"] == local.cpu_cores
 
     create(api, engine_image, name="busy", XpuType="NVIDIA_T4", Xpu=1)  # lands on node-t4
-    all_ready(api, 1, "busy")
+    all_ready(api, 1, "busy", timeout=TIMEOUT)
     k8s.kubelet.serve_metrics()
     try:
 
@@ -411,7 +368,7 @@ def test_a_task_on_a_pod_analyses_video(api, k8s, reference_image, file_server):
         Memory=2,
         Command="env ENGINE_FILE_SPEED=0 python3 -m engine",
     )
-    [pod] = all_ready(api, 1)
+    [pod] = all_ready(api, 1, timeout=TIMEOUT)
     engine = f"http://{pod['PodIP']}:{pod['Port']}"
     health = requests.get(f"{engine}/Health", timeout=5).json()["Data"]
     assert health["Status"] == "READY" and health["EngineID"] == pod["Name"]

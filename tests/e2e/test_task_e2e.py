@@ -13,78 +13,43 @@ from __future__ import annotations
 
 import base64
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import psutil
 import pytest
-import yaml
 
-import algorithms.reference.engine as reference_engine
 from compute.actions import ensure_local_node
 from services import jobs as service_jobs
 from services.models import AlgoService, Replica
 from tasks import jobs
 from tasks.models import AlgoTask, TaskEvent
-from tests.support import packages as pkg
-from tests.support.engines import stop_all_replicas
+from tests.support.engines import (
+    REFERENCE_NAME,
+    REFERENCE_VERSION,
+    reference_package,
+    stop_all_replicas,
+)
 from tests.support.examples import example
 from tests.support.receiver import Receiver
 from tests.support.rtsp import RtspServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-NAME, VERSION = "reference-people", reference_engine.__version__
-ENGINE_DIR = Path(reference_engine.__file__).resolve().parent
+NAME, VERSION = REFERENCE_NAME, REFERENCE_VERSION
 # The issue's 30 s. Events keep being stored during the outage and the delivery
 # back-off is capped at RESULT_BACKOFF_MAX_S (1 s here), so the length only adds
 # wall time; E2E_RECEIVER_OUTAGE_S=5 shortens it for a quick local run.
 RECEIVER_OUTAGE_S = float(os.environ.get("E2E_RECEIVER_OUTAGE_S", "30"))
 
 
-def reference_package(package_id: str, capacity: int) -> pkg.Built:
-    """A minimal artifact package of the reference engine: algo.yaml and a
-    copy of algorithms/reference/engine, run with this venv's python."""
-    manifest = {
-        "Name": NAME,
-        "Version": VERSION,
-        "Author": "tests",
-        "Bin": {"Type": "artifact", "LocalUri": "engine"},
-        "AlgoRuntime": {
-            "Cmd": f"{sys.executable} -m engine",
-            "Env": [
-                {"Name": "ENGINE_ANALYSIS_FPS", "Value": "4"},
-                {"Name": "ENGINE_OPEN_TIMEOUT_S", "Value": "5"},
-                {"Name": "ENGINE_READ_TIMEOUT_S", "Value": "3"},
-                {"Name": "ENGINE_RECONNECT_MAX_S", "Value": "1"},
-            ],
-            "Xpu": [{"Quota": 1, "Capacities": {"Stream_Video_Quota": capacity}}],
-        },
-    }
-    files = {"algo.yaml": yaml.safe_dump(manifest).encode()}
-    for path in sorted(ENGINE_DIR.glob("*.py")):
-        files[f"engine/{path.name}"] = path.read_bytes()
-    return pkg.tar_of(files, gz=True)
-
-
 @pytest.fixture(scope="module")
 def rtsp() -> Iterator[RtspServer]:
     server = RtspServer.start_or_skip()
     server.wait_playable()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
     try:
         yield server
     finally:
@@ -100,7 +65,15 @@ class Facility:
 
     def service(self, replicas: int = 1, capacity: int = 2) -> AlgoService:
         package_id = "reference-e2e"
-        archive = reference_package(package_id, capacity)
+        archive = reference_package(
+            {
+                "ENGINE_ANALYSIS_FPS": "4",
+                "ENGINE_OPEN_TIMEOUT_S": "5",
+                "ENGINE_READ_TIMEOUT_S": "3",
+                "ENGINE_RECONNECT_MAX_S": "1",
+            },
+            capacity,
+        )
         url = self.file_server.add(f"{package_id}.tar.gz", archive.data)
         response = self.api.post(
             "/CAP/AlgoFilePackages",

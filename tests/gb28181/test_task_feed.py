@@ -11,19 +11,15 @@ itself, as `manage.py run_loops` would."""
 from __future__ import annotations
 
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import av
 import pytest
-import yaml
 from django.db import connection
 
-import algorithms.reference.engine as reference_engine
 from algorithms.reference.engine.config import EngineConfig
 from algorithms.reference.engine.rules import parse_task_info
 from algorithms.reference.engine.source import open_source
@@ -35,14 +31,17 @@ from gb28181.sip import SipServer
 from tasks import jobs
 from tasks.models import AlgoTask
 from tests.gb28181.simulator import CLIP, DeviceSimulator
-from tests.support import packages as pkg
-from tests.support.engines import stop_all_replicas
+from tests.support.engines import (
+    REFERENCE_NAME,
+    REFERENCE_VERSION,
+    reference_package,
+    stop_all_replicas,
+)
 from tests.support.examples import example
 
 DEVICE = "34020000001320000001"
 GATE = "34020000001310000001"
-NAME, VERSION = "reference-people", reference_engine.__version__
-ENGINE_DIR = Path(reference_engine.__file__).resolve().parent
+NAME, VERSION = REFERENCE_NAME, REFERENCE_VERSION
 needs_clip = pytest.mark.skipif(not CLIP.exists(), reason="run scripts/fetch-test-media.sh")
 
 
@@ -247,36 +246,21 @@ def test_relay_answers_404_for_a_device_that_is_not_online(platform: Platform) -
 # --- tasks through the REST API, analysed by the reference engine ---------------------
 
 
-def reference_package() -> pkg.Built:
-    manifest = {
-        "Name": NAME,
-        "Version": VERSION,
-        "Author": "tests",
-        "Bin": {"Type": "artifact", "LocalUri": "engine"},
-        "AlgoRuntime": {
-            "Cmd": f"{sys.executable} -m engine",
-            "Env": [
-                {"Name": "ENGINE_ANALYSIS_FPS", "Value": "2"},
-                {"Name": "ENGINE_OPEN_TIMEOUT_S", "Value": "20"},
-                {"Name": "ENGINE_READ_TIMEOUT_S", "Value": "5"},
-                {"Name": "ENGINE_RECONNECT_MAX_S", "Value": "1"},
-            ],
-            "Xpu": [{"Quota": 1, "Capacities": {"Stream_Video_Quota": 4}}],
-        },
-    }
-    files = {"algo.yaml": yaml.safe_dump(manifest).encode()}
-    for path in sorted(ENGINE_DIR.glob("*.py")):
-        files[f"engine/{path.name}"] = path.read_bytes()
-    return pkg.tar_of(files, gz=True)
-
-
 class Facility:
     def __init__(self, api: Any, file_server: Any) -> None:
         self.api = api
         self.file_server = file_server
 
     def service(self) -> None:
-        archive = reference_package()
+        archive = reference_package(
+            {
+                "ENGINE_ANALYSIS_FPS": "2",
+                "ENGINE_OPEN_TIMEOUT_S": "20",
+                "ENGINE_READ_TIMEOUT_S": "5",
+                "ENGINE_RECONNECT_MAX_S": "1",
+            },
+            capacity=4,
+        )
         url = self.file_server.add("reference-gb.tar.gz", archive.data)
         response = self.api.post(
             "/CAP/AlgoFilePackages",

@@ -1,5 +1,6 @@
 """Real parts for the reference engine's tests: cached footage, the engine as a
-subprocess on a free loopback port, and an HTTP receiver for its events."""
+subprocess on a free loopback port, an HTTP receiver for its events, and the
+artifact package that `build_reference_package` builds."""
 
 from __future__ import annotations
 
@@ -28,6 +29,32 @@ CLIPS = ("vtest.avi", "vtest_8s.mp4")
 
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def build_reference_package(
+    out: Path, package_id: str, *extra: str, form: str = "artifact"
+) -> tuple[Path, str]:
+    """`manage.py build_reference_package --form FORM` into `out`, with the
+    command's further options `extra`: (the package, its MD5)."""
+    import io
+
+    from django.core.management import call_command
+
+    stdout = io.StringIO()
+    call_command(
+        "build_reference_package",
+        "--form",
+        form,
+        "--out",
+        str(out),
+        "--id",
+        package_id,
+        *extra,
+        stdout=stdout,
+        stderr=io.StringIO(),
+    )
+    lines = dict(line.split(": ", 1) for line in stdout.getvalue().splitlines() if ": " in line)
+    return Path(lines["package"]), lines["md5"]
 
 
 @pytest.fixture(scope="session")

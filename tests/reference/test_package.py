@@ -5,7 +5,6 @@ else the facility's own interpreter). Real build, real tarball, real process."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shlex
@@ -20,11 +19,10 @@ from typing import Any
 import psutil
 import pytest
 import yaml
-from django.core.management import call_command
 
 from services.runtime.base import ReplicaHandle, ReplicaSpec, RuntimeError_
 from services.runtime.local import LocalRuntime
-from tests.reference.conftest import ROOT
+from tests.reference.conftest import ROOT, build_reference_package
 
 
 def free_port() -> int:
@@ -34,21 +32,7 @@ def free_port() -> int:
 
 
 def build_artifact(out: Path, *extra: str) -> Path:
-    stdout = io.StringIO()
-    call_command(
-        "build_reference_package",
-        "--form",
-        "artifact",
-        "--out",
-        str(out),
-        "--id",
-        "portable",
-        *extra,
-        stdout=stdout,
-        stderr=io.StringIO(),
-    )
-    lines = dict(line.split(": ", 1) for line in stdout.getvalue().splitlines() if ": " in line)
-    return Path(lines["package"])
+    return build_reference_package(out, "portable", *extra)[0]
 
 
 def machine_paths() -> set[str]:

@@ -6,7 +6,6 @@ container (docs/reference-algorithm.md)."""
 
 from __future__ import annotations
 
-import io
 import os
 import threading
 import time
@@ -18,7 +17,6 @@ from typing import Any
 import psutil
 import pytest
 import requests
-from django.core.management import call_command
 
 from algorithms.management.commands.build_reference_package import (
     default_streams,
@@ -28,7 +26,7 @@ from compute.actions import ensure_local_node
 from services import jobs
 from services.choices import ReplicaState
 from services.models import Replica, ServiceEvent
-from tests.reference.conftest import media_folder, task_body
+from tests.reference.conftest import build_reference_package, media_folder, task_body
 from tests.support.docker import REPO, built_image, docker_cli, require_docker
 
 RUN = uuid.uuid4().hex[:8]
@@ -49,26 +47,11 @@ def _no_event_sink(settings: Any) -> None:
     settings.ENGINE_PORT_RANGE = f"{low}-{low + 99}"
 
 
-def build(form: str, out: Path, package_id: str) -> tuple[Path, str]:
-    stdout = io.StringIO()
-    call_command(
-        "build_reference_package",
-        "--form",
-        form,
-        "--out",
-        str(out),
-        "--id",
-        package_id,
-        stdout=stdout,
-        stderr=io.StringIO(),
-    )
-    lines = dict(line.split(": ", 1) for line in stdout.getvalue().splitlines() if ": " in line)
-    return Path(lines["package"]), lines["md5"]
-
-
 @pytest.fixture(scope="session")
 def artifact_package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    return build("artifact", tmp_path_factory.mktemp("reference-artifact"), "reference-artifact")
+    return build_reference_package(
+        tmp_path_factory.mktemp("reference-artifact"), "reference-artifact"
+    )
 
 
 def push(api: Any, file_server: Any, package: tuple[Path, str], package_id: str) -> str:
@@ -219,7 +202,7 @@ def image_package(engine_image: str) -> Iterator[tuple[Path, str]]:
     else:
         for stale in folder.glob("reference-image-*"):
             stale.unlink()
-        package = build("image", folder, name)
+        package = build_reference_package(folder, name, form="image")
         path.with_suffix(".md5").write_text(package[1])
     yield package
     leftovers = docker_cli(

@@ -1,4 +1,5 @@
-"""Runnable test packages (a stub engine) and helpers to drive services."""
+"""Runnable test packages (a stub engine; the reference engine as it is in
+this checkout) and helpers to drive services."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import yaml
 
+import algorithms.reference.engine as reference_engine
 from services.models import Replica
 from services.runtime.base import ReplicaHandle
 from services.runtime.registry import get_runtime
@@ -85,3 +87,30 @@ def stop_all_replicas() -> None:
         get_runtime(replica.runtime).stop(
             ReplicaHandle(runtime=replica.runtime, ref=replica.handle_ref), timeout_s=3
         )
+
+
+# --- the reference engine (algorithms/reference/engine) as a package -----------------
+
+REFERENCE_NAME, REFERENCE_VERSION = "reference-people", reference_engine.__version__
+REFERENCE_DIR = Path(reference_engine.__file__).resolve().parent
+
+
+def reference_package(env: dict[str, str], capacity: int) -> pkg.Built:
+    """A minimal artifact package of the reference engine: algo.yaml (the
+    engine settings `env`, `capacity` streams a replica) and a copy of
+    algorithms/reference/engine, run with this venv's python."""
+    manifest = {
+        "Name": REFERENCE_NAME,
+        "Version": REFERENCE_VERSION,
+        "Author": "tests",
+        "Bin": {"Type": "artifact", "LocalUri": "engine"},
+        "AlgoRuntime": {
+            "Cmd": f"{sys.executable} -m engine",
+            "Env": [{"Name": name, "Value": value} for name, value in env.items()],
+            "Xpu": [{"Quota": 1, "Capacities": {"Stream_Video_Quota": capacity}}],
+        },
+    }
+    files = {"algo.yaml": yaml.safe_dump(manifest).encode()}
+    for path in sorted(REFERENCE_DIR.glob("*.py")):
+        files[f"engine/{path.name}"] = path.read_bytes()
+    return pkg.tar_of(files, gz=True)

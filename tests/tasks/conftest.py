@@ -8,7 +8,7 @@ import pytest
 from compute.actions import ensure_local_node
 from tests.support.engines import Engines, stop_all_replicas
 from tests.support.examples import example
-from tests.support.receiver import Receiver
+from tests.support.viid_server import ViewLibraryServer
 
 
 @pytest.fixture
@@ -31,8 +31,8 @@ def _stop_replicas_after_test() -> Iterator[None]:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
+def viid() -> Iterator[ViewLibraryServer]:
+    server = ViewLibraryServer()
     try:
         yield server
     finally:

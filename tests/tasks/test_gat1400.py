@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import cv2
@@ -25,15 +24,6 @@ from tests.support.viid_server import ViewLibraryServer
 
 DEVICE_ID = "11010000001190000001"
 WIDTH, HEIGHT = 64, 48
-
-
-@pytest.fixture
-def viid() -> Iterator[ViewLibraryServer]:
-    server = ViewLibraryServer()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(autouse=True)

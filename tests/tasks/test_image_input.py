@@ -10,11 +10,9 @@ delivery loop to an HTTP receiver and to a GA/T 1400 view library on loopback
 from __future__ import annotations
 
 import base64
-import io
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,6 @@ import cv2
 import numpy as np
 import pytest
 import requests
-from django.core.management import call_command
 from requests.auth import HTTPDigestAuth
 
 from services.choices import ReplicaState
@@ -30,11 +27,9 @@ from services.models import AlgoService, Replica
 from tasks import images, jobs
 from tasks.choices import ImageJobState
 from tasks.models import Delivery, ImageIntake, ImageJob, TaskEvent
-from tests.reference.conftest import media_folder
+from tests.reference.conftest import build_reference_package, media_folder
 from tests.services.test_reference_services import push
 from tests.support.engines import stop_all_replicas
-from tests.support.receiver import Receiver
-from tests.support.viid_server import ViewLibraryServer
 
 RUN = uuid.uuid4().hex[:8]
 FACILITY_ID = "11010000001190000001"  # the facility towards the view library it delivers to
@@ -81,51 +76,14 @@ def empty_jpeg() -> bytes:
     return encoded.tobytes()
 
 
-def build(out: Path, package_id: str, images_at_once: int) -> tuple[Path, str]:
-    stdout = io.StringIO()
-    call_command(
-        "build_reference_package",
-        "--form",
-        "artifact",
-        "--out",
-        str(out),
-        "--id",
-        package_id,
-        "--images",
-        str(images_at_once),
-        stdout=stdout,
-        stderr=io.StringIO(),
-    )
-    lines = dict(line.split(": ", 1) for line in stdout.getvalue().splitlines() if ": " in line)
-    return Path(lines["package"]), lines["md5"]
-
-
 @pytest.fixture(scope="session")
 def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
     """The reference package with image capacity (Analyze_Quota 1) and without."""
     out = tmp_path_factory.mktemp("reference-images")
     return {
-        "images": build(out, "ref-images", 1),
-        "no-images": build(out, "ref-no-images", 0),
+        "images": build_reference_package(out, "ref-images", "--images", "1"),
+        "no-images": build_reference_package(out, "ref-no-images", "--images", "0"),
     }
-
-
-@pytest.fixture
-def viid() -> Iterator[ViewLibraryServer]:
-    server = ViewLibraryServer()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def start_service(api: Any, file_server: Any, packages: dict, kind: str) -> AlgoService:
