@@ -11,13 +11,13 @@ was paused, deleted or moved: its engine closes the input) the relay sends
 BYE. FFmpeg's probe recognises the PS by its pack headers, so engines need
 no format hint.
 
-The facility side (web, workers) only rewrites URLs (`engine_task_info`) and
-words failures (`explain`): it never talks SIP itself."""
+The facility side (web, workers) only rewrites URLs and words failures: the
+app registers `engine_url` and `explain` as the `gb28181` stream source of
+tasks/streams.py. It never talks SIP itself."""
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import queue
 import re
@@ -87,20 +87,6 @@ def engine_url(url: str) -> str:
     """The URL an engine opens for a task's stream URL."""
     parsed = parse_url(url)
     return relay_url(*parsed) if parsed is not None else url
-
-
-def engine_task_info(task_info: dict[str, Any]) -> dict[str, Any]:
-    """TaskInfo as an engine receives it: the stored one (which keeps the
-    gb28181:// URL), with such a URL pointed at the relay."""
-    try:
-        url = task_info["StreamOptions"]["VideoStreamOptions"]["Url"]
-    except (KeyError, TypeError):
-        return task_info
-    if not isinstance(url, str) or parse_url(url) is None:
-        return task_info
-    info = copy.deepcopy(task_info)
-    info["StreamOptions"]["VideoStreamOptions"]["Url"] = engine_url(url)
-    return info
 
 
 def channel_problem(device_id: str, channel_id: str) -> str:

@@ -19,10 +19,10 @@ from algorithms.choices import PackageStatus
 from algorithms.models import AlgoFilePackage
 from facility.errors import Conflict, Invalid, NotFound
 from facility.queue import enqueue
-from gb28181 import relay as gb28181_relay
 from services import engine
 from services.choices import ReplicaState, ServiceKind, ServiceStatus
 from services.models import AlgoService, Replica
+from tasks import streams
 from tasks.choices import DesiredState, RestartPolicy, TaskStatus
 from tasks.models import AlgoTask, TaskEventType
 
@@ -205,7 +205,7 @@ def update_task(
                     task.replica.engine_url,  # type: ignore[union-attr]
                     "PUT",
                     f"/AlgoTasks/{task.task_id}",
-                    {"TaskInfo": gb28181_relay.engine_task_info(task.task_info)},
+                    {"TaskInfo": streams.engine_task_info(task.task_info)},
                 )
             except engine.EngineUnavailable as error:
                 log.warning("task %s: rules not pushed to engine: %s", task_id, error)
@@ -400,7 +400,7 @@ def _start_on(task: AlgoTask, replica: Replica) -> bool:
             replica.engine_url,
             "POST",
             "/AlgoTasks",
-            {"TaskID": task.task_id, "TaskInfo": gb28181_relay.engine_task_info(task.task_info)},
+            {"TaskID": task.task_id, "TaskInfo": streams.engine_task_info(task.task_info)},
         )
     except engine.EngineUnavailable as error:
         if "exists" in str(error) or "409" in str(error):
@@ -459,7 +459,7 @@ def observe(task: AlgoTask) -> None:
             _lost(task, f"engine replica lost: {error}")
         return
     engine_status = detail.get("Status", "")
-    reason = gb28181_relay.explain(task.stream_url, detail.get("Reason", ""))
+    reason = streams.explain(task.stream_url, detail.get("Reason", ""))
     stats = detail.get("Stats", {})
     if engine_status == TaskStatus.FINISHED:
         _stop_on_engine(task)

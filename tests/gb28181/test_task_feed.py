@@ -28,7 +28,7 @@ from gb28181 import relay as gb_relay
 from gb28181.models import Channel, Device
 from gb28181.relay import Relay
 from gb28181.sip import SipServer
-from tasks import jobs
+from tasks import jobs, streams
 from tasks.models import AlgoTask
 from tests.gb28181.simulator import CLIP, DeviceSimulator
 from tests.support.engines import (
@@ -57,18 +57,18 @@ def task_info(url: str) -> dict[str, Any]:
 def test_engine_gets_the_relay_url_and_the_stored_task_keeps_gb28181(settings: Any) -> None:
     settings.GB28181_RELAY_HOST, settings.GB28181_RELAY_PORT = "127.0.0.1", 15999
     stored = task_info(f"gb28181://{DEVICE}/{GATE}")
-    sent = gb_relay.engine_task_info(stored)
+    sent = streams.engine_task_info(stored)
     assert sent["StreamOptions"]["VideoStreamOptions"]["Url"] == (
         f"http://127.0.0.1:15999/gb28181/{DEVICE}/{GATE}"
     )
     assert stored["StreamOptions"]["VideoStreamOptions"]["Url"] == f"gb28181://{DEVICE}/{GATE}"
     assert sent["RulesParams"] == stored["RulesParams"]
-    tcp = gb_relay.engine_task_info(task_info(f"GB28181://{DEVICE}/{GATE}?transport=tcp"))
+    tcp = streams.engine_task_info(task_info(f"GB28181://{DEVICE}/{GATE}?transport=tcp"))
     assert tcp["StreamOptions"]["VideoStreamOptions"]["Url"].endswith("?transport=tcp")
     # the reference engine takes the rewritten URL (it refuses gb28181://)
     assert parse_task_info(sent).url.startswith("http://127.0.0.1:15999/")
     for other in ("rtsp://127.0.0.1:8554/cam", "http://127.0.0.1/x.mp4"):
-        assert gb_relay.engine_task_info(task_info(other)) == task_info(other)
+        assert streams.engine_task_info(task_info(other)) == task_info(other)
 
 
 def test_media_gateway_rtsp_url_is_an_ordinary_rtsp_url(api: Any) -> None:
@@ -86,8 +86,8 @@ def test_media_gateway_rtsp_url_is_an_ordinary_rtsp_url(api: Any) -> None:
     assert response.status_code == 200, response.body
     task = AlgoTask.objects.get(pk=response.body["Data"]["TaskInfo"]["ID"])
     assert task.stream_url == url
-    assert gb_relay.engine_task_info(task.task_info) == task.task_info
-    assert gb_relay.explain(url, "stream unreachable: timed out") == "stream unreachable: timed out"
+    assert streams.engine_task_info(task.task_info) == task.task_info
+    assert streams.explain(url, "stream unreachable: timed out") == "stream unreachable: timed out"
 
     # the reference engine asks the gateway for exactly that URL
     requests: list[bytes] = []
@@ -110,7 +110,8 @@ def test_media_gateway_rtsp_url_is_an_ordinary_rtsp_url(api: Any) -> None:
 def test_problems_are_said_in_gb28181_terms() -> None:
     url = f"gb28181://{DEVICE}/{GATE}"
     assert gb_relay.explain(url, "") == ""
-    assert "has never registered" in gb_relay.explain(url, "stream unreachable: x")
+    # through the registry the tasks app uses: the gb28181 app registered its source
+    assert "has never registered" in streams.explain(url, "stream unreachable: x")
     device = Device.objects.create(device_id=DEVICE, online=False)
     assert f"device {DEVICE} is offline" in gb_relay.explain(url, "x")
     Device.objects.filter(pk=device.pk).update(online=True)
