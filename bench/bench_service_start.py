@@ -22,7 +22,6 @@ is warmed by one service create first, so the image is loaded (the issue's
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import statistics
@@ -43,7 +42,6 @@ import django  # noqa: E402
 django.setup()
 
 from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
@@ -82,20 +80,9 @@ def free_port() -> int:
 
 
 def build(form: str, out: Path, package_id: str) -> tuple[Path, str]:
-    stdout = io.StringIO()
-    call_command(
-        "build_reference_package",
-        "--form",
-        form,
-        "--out",
-        str(out),
-        "--id",
-        package_id,
-        stdout=stdout,
-        stderr=io.StringIO(),
-    )
-    lines = dict(line.split(": ", 1) for line in stdout.getvalue().splitlines() if ": " in line)
-    return Path(lines["package"]), lines["md5"]
+    from algorithms.management.commands.build_reference_package import build as build_package
+
+    return build_package(form, out, package_id)
 
 
 def image_package() -> tuple[Path, str]:

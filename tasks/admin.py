@@ -142,13 +142,7 @@ class ViewLibraryAdmin(admin.ModelAdmin):
     )
     list_filter = ("registered",)
     fields = readonly_fields = (
-        "key",
-        "base_url",
-        "device_id",
-        "registered",
-        "registered_at",
-        "keepalive_at",
-        "last_error",
+        *list_display,
         "updated_at",
     )
     actions = ["register_now"]

@@ -36,25 +36,9 @@ def build_reference_package(
 ) -> tuple[Path, str]:
     """`manage.py build_reference_package --form FORM` into `out`, with the
     command's further options `extra`: (the package, its MD5)."""
-    import io
+    from algorithms.management.commands.build_reference_package import build
 
-    from django.core.management import call_command
-
-    stdout = io.StringIO()
-    call_command(
-        "build_reference_package",
-        "--form",
-        form,
-        "--out",
-        str(out),
-        "--id",
-        package_id,
-        *extra,
-        stdout=stdout,
-        stderr=io.StringIO(),
-    )
-    lines = dict(line.split(": ", 1) for line in stdout.getvalue().splitlines() if ": " in line)
-    return Path(lines["package"]), lines["md5"]
+    return build(form, out, package_id, *extra)
 
 
 @pytest.fixture(scope="session")

@@ -141,6 +141,27 @@ def manifest(
     }
 
 
+def build(form: str, out: Path, package_id: str, *extra: str) -> tuple[Path, str]:
+    """Run this command in-process (tests, benchmarks): the package written and its MD5."""
+    from django.core.management import call_command
+
+    stdout = io.StringIO()
+    call_command(
+        "build_reference_package",
+        "--form",
+        form,
+        "--out",
+        str(out),
+        "--id",
+        package_id,
+        *extra,
+        stdout=stdout,
+        stderr=io.StringIO(),
+    )
+    lines = dict(line.split(": ", 1) for line in stdout.getvalue().splitlines() if ": " in line)
+    return Path(lines["package"]), lines["md5"]
+
+
 def md5_of(path: Path) -> str:
     h = hashlib.md5()
     with path.open("rb") as handle:
