@@ -92,6 +92,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'facility.sqlite3'}"),
         conn_max_age=env_int("FACILITY_DB_CONN_MAX_AGE", 60, minimum=0),
+        # A kept connection may have died with a database restart; ping it
+        # before the first query of a request or job instead of answering 500.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
