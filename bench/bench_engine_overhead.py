@@ -84,6 +84,7 @@ def bare(clip: str, every: int) -> dict[str, Any]:
     import av
 
     from algorithms.reference.engine.detector import HogDetector
+    from algorithms.reference.engine.frames import Picture
     from algorithms.reference.engine.rules import DEFAULT_MIN_CONFIDENCE
 
     detector = HogDetector()
@@ -102,8 +103,8 @@ def bare(clip: str, every: int) -> dict[str, Any]:
         analysed = people = 0
         for index, frame in enumerate(container.decode(stream)):
             if index % every == 0:
-                image = frame.to_ndarray(format="bgr24")
-                people += len(detector.detect(image, DEFAULT_MIN_CONFIDENCE))
+                picture = Picture.of_frame(frame)
+                people += len(detector.detect(picture, DEFAULT_MIN_CONFIDENCE))
                 analysed += 1
         cpu, wall = cpu_self() - c0, time.perf_counter() - w0
     return {

@@ -2,6 +2,7 @@
 reference engine sustains on this machine at its analysis rate (5 fps).
 
     .venv/bin/python bench/bench_streams.py [--max-streams 6] [--variant ENGINE_DETECT_HEIGHT=640]
+        [--variant ENGINE_DETECTOR=ssdlite] [--skip-default]
 
 * streams: the loopback RTSP server (tests/support/rtsp.py; Debian's
   gst-rtsp-server, scripts/ensure-rtsp.sh) loops a 20 s 1920x1080 25 fps H.264
@@ -16,11 +17,13 @@ reference engine sustains on this machine at its analysis rate (5 fps).
   adding stops at the first count that is not.
 * baseline, same run, same clip, one process: decode only (PyAV, frame
   threading, as the engine; every frame, no conversion) as fast as it goes,
-  and the HOG detector alone on 1080p frames (the engine's settings), in
-  frames per second. decode fps / 25 and HOG fps / 5 are the ceilings the
-  parts alone would allow on an idle machine.
-* --variant NAME=VALUE runs the search again with that engine setting (e.g.
-  a smaller detection size), for comparison.
+  and each detector alone on 1080p frames (the engine's settings; SSDLite
+  when scripts/fetch-detector.sh has cached its model), in frames per second.
+  decode fps / 25 and detector fps / 5 are the ceilings the parts alone would
+  allow on an idle machine.
+* --variant NAME=VALUE[,NAME=VALUE] runs the search again with those engine
+  settings (a smaller detection size; ENGINE_DETECTOR=ssdlite, which gets the
+  cached model), for comparison.
 
 Other sessions share this machine's CPU: the load average is reported at the
 start and end of each search. Writes bench/results/bench_streams.md.
@@ -56,7 +59,9 @@ def load() -> str:
 def parts(clip: str, seconds: float) -> dict[str, Any]:
     import av
 
-    from algorithms.reference.engine.detector import HogDetector
+    from algorithms.management.commands.build_reference_package import default_model
+    from algorithms.reference.engine.detector import HogDetector, SsdLiteDetector
+    from algorithms.reference.engine.frames import Picture
     from algorithms.reference.engine.rules import DEFAULT_MIN_CONFIDENCE
 
     with av.open(clip) as container:  # warm the file cache and the codec
@@ -69,25 +74,25 @@ def parts(clip: str, seconds: float) -> dict[str, Any]:
         decoded = sum(1 for _ in container.decode(stream))
         decode_fps = decoded / (time.perf_counter() - w0)
     with av.open(clip) as container:
-        images = [
-            f.to_ndarray(format="bgr24")
+        pictures = [
+            Picture.of_frame(f)
             for i, f in enumerate(container.decode(video=0))
             if i % 25 == 0 and i < 500
         ]
-    detector = HogDetector()
-    detector.detect(images[0], DEFAULT_MIN_CONFIDENCE)
-    w0 = time.perf_counter()
-    runs = people = 0
-    while time.perf_counter() - w0 < seconds:
-        people += len(detector.detect(images[runs % len(images)], DEFAULT_MIN_CONFIDENCE))
-        runs += 1
-    hog_fps = runs / (time.perf_counter() - w0)
-    return {
-        "decode_fps": decode_fps,
-        "decoded": decoded,
-        "hog_fps": hog_fps,
-        "people_per_frame": people / runs,
-    }
+    result: dict[str, Any] = {"decode_fps": decode_fps, "decoded": decoded}
+    detectors: dict[str, Any] = {"hog": HogDetector}
+    if default_model().is_file():
+        detectors["ssdlite"] = lambda: SsdLiteDetector(default_model())
+    for name, factory in detectors.items():
+        detector = factory()
+        detector.detect(pictures[0], DEFAULT_MIN_CONFIDENCE)
+        w0 = time.perf_counter()
+        runs = people = 0
+        while time.perf_counter() - w0 < seconds:
+            people += len(detector.detect(pictures[runs % len(pictures)], DEFAULT_MIN_CONFIDENCE))
+            runs += 1
+        result[name] = {"fps": runs / (time.perf_counter() - w0), "people_per_frame": people / runs}
+    return result
 
 
 def run_parts(clip: Path, seconds: float) -> dict[str, Any]:
@@ -167,7 +172,8 @@ def main() -> None:
     parser.add_argument("--settle-s", type=float, default=10.0)
     parser.add_argument("--window-s", type=float, default=30.0)
     parser.add_argument("--ratio", type=float, default=0.95)
-    parser.add_argument("--variant", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=VALUE[,NAME=VALUE]")
+    parser.add_argument("--skip-default", action="store_true", help="only the variants")
     parser.add_argument("--parts", metavar="CLIP", help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=15.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -175,6 +181,7 @@ def main() -> None:
         print(json.dumps(parts(args.parts, args.seconds)))
         return
 
+    from algorithms.management.commands.build_reference_package import default_model
     from tests.support.rtsp import RtspServer, ensure_media, ts_clip, unavailable_reason
 
     report = Report("bench_streams")
@@ -192,18 +199,27 @@ def main() -> None:
     base = run_parts(mp4 if mp4.is_file() else clip, args.seconds)
     report(
         f"baseline (one process, same clip): decode only {base['decode_fps']:.0f} fps "
-        f"(= {base['decode_fps'] / TARGET_DECODE_FPS:.1f} streams of 25 fps); HOG alone on "
-        f"1080p frames {base['hog_fps']:.1f} fps (= {base['hog_fps'] / 5:.1f} streams at 5 fps; "
-        f"{base['people_per_frame']:.1f} people per frame)"
+        f"(= {base['decode_fps'] / TARGET_DECODE_FPS:.1f} streams of 25 fps)"
+        + "".join(
+            f"; {name} alone on 1080p frames {base[name]['fps']:.1f} fps (= "
+            f"{base[name]['fps'] / 5:.1f} streams at 5 fps; "
+            f"{base[name]['people_per_frame']:.1f} people per frame)"
+            for name in ("hog", "ssdlite")
+            if name in base
+        )
     )
     server = RtspServer(clip)
     server.start()
     try:
         server.wait_playable()
-        results = {"default": search(report, server.url, {}, args, "default")}
+        results = {}
+        if not args.skip_default:
+            results["default"] = search(report, server.url, {}, args, "default")
         for variant in args.variant:
-            name, value = variant.split("=", 1)
-            results[variant] = search(report, server.url, {name: value}, args, variant)
+            env = dict(item.split("=", 1) for item in variant.split(","))
+            if env.get("ENGINE_DETECTOR") == "ssdlite":
+                env.setdefault("ENGINE_MODEL_PATH", str(default_model()))
+            results[variant] = search(report, server.url, env, args, variant)
     finally:
         server.close()
     report(

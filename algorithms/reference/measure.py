@@ -1,7 +1,8 @@
 """Measure the reference algorithm's speed on a clip: PyAV decoding of every
-frame, and the HOG detector on every Nth frame, separately and in one loop.
+frame, and the detector on every Nth frame, separately and in one loop.
 
 usage: python -m algorithms.reference.measure CLIP [--every N] [--height H]
+       [--detector ssdlite --model PATH]
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import time
 
 import av
 
-from .engine.detector import HogDetector
+from .engine.detector import Detector, HogDetector, SsdLiteDetector
+from .engine.frames import Picture
 from .engine.rules import DEFAULT_MIN_CONFIDENCE
 
 
@@ -21,8 +23,17 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=0, help="detect on every Nth frame (0: 5 fps)")
     ap.add_argument("--height", type=int, default=800, help="detector working height")
     ap.add_argument("--scale", type=float, default=1.15)
+    ap.add_argument("--detector", choices=("hog", "ssdlite"), default="hog")
+    ap.add_argument("--model", default="", help="ssdlite: the ONNX model")
     args = ap.parse_args()
-    detector = HogDetector(working_height=args.height, scale=args.scale)
+    detector: Detector = (
+        HogDetector(working_height=args.height, scale=args.scale)
+        if args.detector == "hog"
+        else SsdLiteDetector(args.model)
+    )
+    what = "SSDLite"
+    if args.detector == "hog":
+        what = f"HOG (height {args.height}, scale {args.scale})"
 
     with av.open(args.clip) as c:
         s = c.streams.video[0]
@@ -30,7 +41,7 @@ def main() -> None:
         rate = float(s.average_rate or 25)
         every = args.every or max(1, round(rate / 5))
         t = time.perf_counter()
-        frames = [f.to_ndarray(format="bgr24") for i, f in enumerate(c.decode(s)) if i % every == 0]
+        frames = [Picture.of_frame(f) for i, f in enumerate(c.decode(s)) if i % every == 0]
         decode_s = time.perf_counter() - t
     with av.open(args.clip) as c:
         s = c.streams.video[0]
@@ -41,11 +52,11 @@ def main() -> None:
     t = time.perf_counter()
     people = [len(detector.detect(f, DEFAULT_MIN_CONFIDENCE)) for f in frames]
     detect_s = time.perf_counter() - t
-    h, w = frames[0].shape[:2]
+    h, w = frames[0].height, frames[0].width
     print(f"clip {args.clip}: {w}x{h}, {n} frames at {rate:g} fps ({n / rate:.1f} s)")
     print(f"decode every frame: {n / bare_decode_s:.0f} fps")
     print(
-        f"HOG (height {args.height}, scale {args.scale}) on every {every}th frame: "
+        f"{what} on every {every}th frame: "
         f"{len(frames) / detect_s:.1f} fps, {sum(people) / len(people):.1f} people per frame"
     )
     total = bare_decode_s + detect_s

@@ -70,6 +70,33 @@ def media_folder() -> Path:
     pytest.skip(f"test footage (vtest.avi from Debian's opencv-doc) unavailable: {why}")
 
 
+@pytest.fixture(scope="session")
+def ssdlite_model() -> Path:
+    """The neural detector's ONNX model (scripts/fetch-detector.sh): converted
+    once, cached; skipped without it, failed with CI=true."""
+    from algorithms.management.commands.build_reference_package import default_model
+
+    model = default_model()
+    if model.is_file():
+        return model
+    try:
+        run = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "fetch-detector.sh")],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        why = f"scripts/fetch-detector.sh exited {run.returncode}: {run.stderr[-800:]}"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        why = f"scripts/fetch-detector.sh failed: {exc}"
+    if model.is_file():
+        return model
+    if _in_ci():
+        pytest.fail(f"the SSDLite model is missing in CI: {why}")
+    pytest.skip(f"the SSDLite model is unavailable: {why}")
+
+
 # --------------------------------------------------------------- receiver
 
 

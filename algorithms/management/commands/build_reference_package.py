@@ -63,6 +63,7 @@ DECLARED_ENV: tuple[tuple[str, str], ...] = (
     ("ENGINE_DETECTOR", "hog"),
     ("ENGINE_DETECT_HEIGHT", "800"),
     ("ENGINE_HOG_SCALE", "1.15"),
+    ("ENGINE_DETECTOR_THREADS", "1"),
     ("ENGINE_OPEN_TIMEOUT_S", "10"),
     ("ENGINE_READ_TIMEOUT_S", "10"),
     ("ENGINE_RECONNECT_MAX_S", "10"),
@@ -103,23 +104,45 @@ def engine_digest() -> str:
     return h.hexdigest()
 
 
-def default_streams() -> int:
-    """Stream_Video_Quota for this machine: measured, one 1080p25 stream
-    analysed at 5 fps takes about 0.7 of a core (algorithms/reference/README.md),
-    so one stream per core."""
-    return max(1, os.cpu_count() or 1)
+# The neural detector's model (scripts/fetch-detector.sh puts it there) and
+# where the engine looks for it inside the package (engine/detector.py).
+SSDLITE_MODEL = "ssdlite_pedestrian.onnx"
+PACKAGED_MODELS = "engine/models"
+DETECTOR_NAMES = {"hog": "OpenCV HOG", "ssdlite": "SSDLite-MobileNetV2 (onnxruntime)"}
+# 1080p25 streams analysed at 5 fps per core (bench/results/bench_streams.md)
+STREAMS_PER_CORE = {"hog": 1, "ssdlite": 4}
+
+
+def default_model() -> Path:
+    cache = Path(os.environ.get("FACILITY_CACHE_DIR", REFERENCE_DIR.parents[1] / ".cache"))
+    return cache / "models" / SSDLITE_MODEL
+
+
+def default_streams(detector: str = "hog") -> int:
+    """Stream_Video_Quota for this machine, from the measured streams per core:
+    one 1080p25 stream analysed at 5 fps takes about 0.7 of a core with HOG and
+    about a fifth of one with SSDLite (algorithms/reference/README.md)."""
+    return max(1, os.cpu_count() or 1) * STREAMS_PER_CORE[detector]
 
 
 def manifest(
-    *, form: str, cmd: str, streams: int, local_uri: str, digest: str, images: int = 1
+    *,
+    form: str,
+    cmd: str,
+    streams: int,
+    local_uri: str,
+    digest: str,
+    images: int = 1,
+    detector: str = "hog",
 ) -> dict[str, Any]:
+    declared = [(n, detector if n == "ENGINE_DETECTOR" else v) for n, v in DECLARED_ENV]
     return {
         "Name": "reference-people",
         "Version": ENGINE_VERSION,
         "Author": "facility",
         "Description": (
-            "The facility's reference algorithm: people in areas (OpenCV HOG on "
-            "PyAV-decoded video), Areas/Masks/DurationThreshold/"
+            f"The facility's reference algorithm: people in areas ({DETECTOR_NAMES[detector]} "
+            "on PyAV-decoded video), Areas/Masks/DurationThreshold/"
             f"RepeatAlarmIntervalThreshold, JPEG snapshots. {form} build, engine "
             f"sources {digest[:12]}."
         ),
@@ -127,7 +150,7 @@ def manifest(
         "Bin": {"Type": form, "LocalUri": local_uri},
         "AlgoRuntime": {
             "Cmd": cmd,
-            "Env": [{"Name": name, "Value": value} for name, value in DECLARED_ENV],
+            "Env": [{"Name": name, "Value": value} for name, value in declared],
             "Xpu": [
                 {
                     "Vendor": "",
@@ -267,6 +290,23 @@ class Command(TranslatedCommand):
             ),
         )
         parser.add_argument(
+            "--detector",
+            choices=sorted(DETECTOR_NAMES),
+            default="hog",
+            help=gettext_noop(
+                "the detector the package runs by default; ssdlite puts its model into "
+                "the package (artifact form only)"
+            ),
+        )
+        parser.add_argument(
+            "--model",
+            default="",
+            help=gettext_noop(
+                "--detector ssdlite: the ONNX model (default: the one scripts/fetch-detector.sh "
+                "caches)"
+            ),
+        )
+        parser.add_argument(
             "--base", default=BASE_IMAGE, help=gettext_noop("image form: the base image")
         )
         parser.add_argument(
@@ -287,7 +327,23 @@ class Command(TranslatedCommand):
             raise CommandError(
                 _("--id %(id)r: letters, digits, '-', '_' and '.' only") % {"id": package_id}
             )
-        streams = options["streams"] or default_streams()
+        detector: str = options["detector"]
+        model: Path | None = None
+        if detector == "ssdlite":
+            if form != "artifact":
+                raise CommandError(
+                    _(
+                        "--detector ssdlite: artifact form only (the engine image has no "
+                        "onnxruntime)"
+                    )
+                )
+            model = Path(options["model"]) if options["model"] else default_model()
+            if not model.is_file():
+                raise CommandError(
+                    _("--detector ssdlite: no model at %(path)s; run scripts/fetch-detector.sh")
+                    % {"path": model}
+                )
+        streams = options["streams"] or default_streams(detector)
         digest = engine_digest()
         target = out / f"{package_id}.tar.gz"
         part = target.with_name(target.name + ".part")
@@ -304,10 +360,16 @@ class Command(TranslatedCommand):
                 images=max(0, options["images"]),
                 local_uri="engine",
                 digest=digest,
+                detector=detector,
             )
             with tarfile.open(part, "w:gz", compresslevel=max(level, 6)) as tar:
                 _add_bytes(tar, "algo.yaml", yaml.safe_dump(document, sort_keys=False).encode())
                 _add_engine(tar)
+                if model is not None:
+                    _add_bytes(tar, f"{PACKAGED_MODELS}/{SSDLITE_MODEL}", model.read_bytes())
+                    licence = model.with_suffix(".LICENSE")
+                    if licence.is_file():
+                        _add_bytes(tar, f"{PACKAGED_MODELS}/{licence.name}", licence.read_bytes())
         else:
             tag = options["tag"] or f"{IMAGE_REPO}:{ENGINE_VERSION}-{digest[:12]}"
             self.stderr.write(

@@ -17,6 +17,7 @@ from types import FrameType
 
 from . import __version__, memory
 from .config import ConfigError, EngineConfig
+from .detector import DetectorError
 from .server import Engine, make_server
 
 log = logging.getLogger("engine")
@@ -39,6 +40,9 @@ def main() -> int:
         engine = Engine(config)
     except ValueError as exc:
         log.error("bad setting: %s", exc)
+        return 2
+    except DetectorError as exc:
+        log.error("cannot build the detector: %s", exc)
         return 2
     try:
         server = make_server(engine)

@@ -53,6 +53,8 @@ class EngineConfig:
     detector: str = "hog"
     detect_height: int = 800
     hog_scale: float = 1.15
+    model_path: str = ""
+    detector_threads: int = 1
     open_timeout_s: float = 10.0
     read_timeout_s: float = 10.0
     reconnect_max_s: float = 10.0
@@ -78,6 +80,8 @@ class EngineConfig:
             detector=_get(env, "ENGINE_DETECTOR", "hog"),
             detect_height=_int(env, "ENGINE_DETECT_HEIGHT", 800, 0),
             hog_scale=_float(env, "ENGINE_HOG_SCALE", 1.15, 1.01),
+            model_path=_get(env, "ENGINE_MODEL_PATH", ""),
+            detector_threads=_int(env, "ENGINE_DETECTOR_THREADS", 1, 1),
             open_timeout_s=_float(env, "ENGINE_OPEN_TIMEOUT_S", 10.0, 0.1),
             read_timeout_s=_float(env, "ENGINE_READ_TIMEOUT_S", 10.0, 0.1),
             reconnect_max_s=_float(env, "ENGINE_RECONNECT_MAX_S", 10.0, 0.1),

@@ -29,6 +29,7 @@ import numpy as np
 
 from .detector import Detector
 from .events import render_snapshot
+from .frames import Picture
 from .geometry import anchor_point, in_area
 from .rules import DEFAULT_MIN_CONFIDENCE, Rule, ValidationError, parse_rule
 
@@ -90,7 +91,7 @@ class ImageAnalyzer:
         try:
             active = [rule.min_confidence for rule in rules if rule.event_id]
             floor = min(active) if active else DEFAULT_MIN_CONFIDENCE
-            detections = detector.detect(picture, floor)
+            detections = detector.detect(Picture.of_image(picture), floor)
         finally:
             self._give(detector)
         config = self.engine.config

@@ -74,6 +74,11 @@ class Engine:
         options: dict[str, Any] = {}
         if self.config.detector == "hog":
             options = {"working_height": self.config.detect_height, "scale": self.config.hog_scale}
+        elif self.config.detector == "ssdlite":
+            options = {
+                "model_path": self.config.model_path,
+                "threads": self.config.detector_threads,
+            }
         return make_detector(self.config.detector, **options)
 
     def _active(self) -> int:

@@ -22,11 +22,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from .config import EngineConfig
 from .detector import Detector
 from .events import EventSender, build_event
+from .frames import Picture
 from .rules import RuleState, TaskSpec
 from .source import SourceError, is_live, open_source, reason_for
 
@@ -41,11 +40,11 @@ class _Slot:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._item: tuple[float, np.ndarray] | None = None
+        self._item: tuple[float, Picture] | None = None
         self._busy = False
         self.replaced = 0
 
-    def put(self, item: tuple[float, np.ndarray], *, wait: bool, alive: Callable[[], bool]) -> None:
+    def put(self, item: tuple[float, Picture], *, wait: bool, alive: Callable[[], bool]) -> None:
         with self._cond:
             if wait:
                 while (self._item is not None or self._busy) and alive():
@@ -55,7 +54,7 @@ class _Slot:
             self._item = item
             self._cond.notify_all()
 
-    def get(self, timeout: float) -> tuple[float, np.ndarray] | None:
+    def get(self, timeout: float) -> tuple[float, Picture] | None:
         with self._cond:
             if self._item is None:
                 self._cond.wait(timeout=timeout)
@@ -357,8 +356,10 @@ class Task:
                         next_t = frame_t + interval  # first frame, or fell behind
                     else:
                         next_t += interval
-                    image = frame.to_ndarray(format="bgr24")
-                    self._slot.put((frame_t, image), wait=wait_for_analysis, alive=self._alive)
+                    # the decoded frame itself: converted later, only as far as
+                    # the detector (and a snapshot) needs
+                    picture = Picture.of_frame(frame)
+                    self._slot.put((frame_t, picture), wait=wait_for_analysis, alive=self._alive)
         return "eof"
 
     def _analysis_main(self) -> None:
@@ -388,10 +389,10 @@ class Task:
             while self._analysed_at[0] < mono - FPS_WINDOW_S:
                 self._analysed_at.popleft()
 
-    def _analyse(self, detector: Detector, frame_t: float, image: np.ndarray) -> None:
+    def _analyse(self, detector: Detector, frame_t: float, picture: Picture) -> None:
         with self._lock:
             spec, states = self._spec, self._rule_states
-        detections = detector.detect(image, spec.min_confidence)
+        detections = detector.detect(picture, spec.min_confidence)
         alarms = [a for st in states for a in st.update(frame_t, detections)]
         self._mark_analysed(time.monotonic())
         for alarm in alarms:
@@ -401,7 +402,7 @@ class Task:
                 self.task_id,
                 self.config.engine_id,
                 alarm,
-                image,
+                picture.bgr(),
                 max_width=self.config.snapshot_max_width,
                 quality=self.config.snapshot_quality,
             )
