@@ -59,7 +59,7 @@ def load() -> str:
 def parts(clip: str, seconds: float) -> dict[str, Any]:
     import av
 
-    from algorithms.management.commands.build_reference_package import default_model
+    from algorithms.reference.cache import default_model
     from algorithms.reference.engine.detector import HogDetector, SsdLiteDetector
     from algorithms.reference.engine.frames import Picture
     from algorithms.reference.engine.rules import DEFAULT_MIN_CONFIDENCE
@@ -181,7 +181,7 @@ def main() -> None:
         print(json.dumps(parts(args.parts, args.seconds)))
         return
 
-    from algorithms.management.commands.build_reference_package import default_model
+    from algorithms.reference.cache import default_model
     from tests.support.rtsp import RtspServer, ensure_media, ts_clip, unavailable_reason
 
     report = Report("bench_streams")

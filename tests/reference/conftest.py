@@ -74,7 +74,7 @@ def media_folder() -> Path:
 def ssdlite_model() -> Path:
     """The neural detector's ONNX model (scripts/fetch-detector.sh): converted
     once, cached; skipped without it, failed with CI=true."""
-    from algorithms.management.commands.build_reference_package import default_model
+    from algorithms.reference.cache import default_model
 
     model = default_model()
     if model.is_file():

@@ -41,6 +41,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 import algorithms.reference
+from algorithms.reference.cache import SSDLITE_MODEL, default_model
 from algorithms.reference.engine import __version__ as ENGINE_VERSION
 from facility.commands import TranslatedCommand
 
@@ -106,16 +107,10 @@ def engine_digest() -> str:
 
 # The neural detector's model (scripts/fetch-detector.sh puts it there) and
 # where the engine looks for it inside the package (engine/detector.py).
-SSDLITE_MODEL = "ssdlite_pedestrian.onnx"
 PACKAGED_MODELS = "engine/models"
 DETECTOR_NAMES = {"hog": "OpenCV HOG", "ssdlite": "SSDLite-MobileNetV2 (onnxruntime)"}
 # 1080p25 streams analysed at 5 fps per core (bench/results/bench_streams.md)
 STREAMS_PER_CORE = {"hog": 1, "ssdlite": 4}
-
-
-def default_model() -> Path:
-    cache = Path(os.environ.get("FACILITY_CACHE_DIR", REFERENCE_DIR.parents[1] / ".cache"))
-    return cache / "models" / SSDLITE_MODEL
 
 
 def default_streams(detector: str = "hog") -> int:
