@@ -72,8 +72,13 @@ def media_folder() -> Path:
 
 @pytest.fixture(scope="session")
 def ssdlite_model() -> Path:
-    """The neural detector's ONNX model (scripts/fetch-detector.sh): converted
-    once, cached; skipped without it, failed with CI=true."""
+    """The neural detector's ONNX model (scripts/fetch-detector.sh)."""
+    return ssdlite_model_path()
+
+
+def ssdlite_model_path() -> Path:
+    """The `ssdlite_model` fixture's work (other test packages call it for
+    theirs): converted once, cached; skipped without it, failed with CI=true."""
     from algorithms.reference.cache import default_model
 
     model = default_model()

@@ -26,7 +26,12 @@ from compute.actions import ensure_local_node
 from services import jobs
 from services.choices import ReplicaState
 from services.models import Replica, ServiceEvent
-from tests.reference.conftest import build_reference_package, media_folder, task_body
+from tests.reference.conftest import (
+    build_reference_package,
+    media_folder,
+    ssdlite_model_path,
+    task_body,
+)
 from tests.support.docker import REPO, built_image, docker_cli, require_docker
 
 RUN = uuid.uuid4().hex[:8]
@@ -112,6 +117,25 @@ def test_artifact_package_runs_as_a_local_service(api, file_server, artifact_pac
     assert health["AnalysisFps"] == 2.0  # the service's Env reached the engine
     assert health["Capacity"] == {"Stream_Video_Quota": default_streams()}
     assert api.get(f"/CAP/AlgoFilePackages/{package_id}").body["Data"]["Status"] == 3
+
+
+def test_a_package_with_the_neural_detector_runs_it_unless_the_service_says_hog(
+    api, file_server, tmp_path_factory
+):
+    ssdlite_model_path()
+    package = build_reference_package(
+        tmp_path_factory.mktemp("reference-ssd"), "reference-ssd", "--detector", "ssdlite"
+    )
+    ensure_local_node()
+    package_id = push(api, file_server, package, "reference-ssd")
+    neural = create(api, package_id)["Data"]["AlgoServiceID"]
+    health = engine_get(Replica.objects.get(service_id=neural), "/Health")
+    assert health["Status"] == "READY" and health["Detector"] == "ssdlite"
+    assert health["Capacity"] == {"Stream_Video_Quota": default_streams("ssdlite")}
+    assert default_streams("ssdlite") == 4 * default_streams("hog")
+    classic = create(api, package_id, Env=[{"Name": "ENGINE_DETECTOR", "Value": "hog"}])
+    replica = Replica.objects.get(service_id=classic["Data"]["AlgoServiceID"])
+    assert engine_get(replica, "/Health")["Detector"] == "hog"
 
 
 def test_deleting_a_service_leaves_another_analysing(api, file_server, artifact_package, media):
