@@ -49,7 +49,9 @@ SETTINGS_KEY = "settings"
 CONTENT_TYPE = "application/VIID+JSON;charset=UTF-8"
 DEVICE_ID = re.compile(r"^\d{20}$")
 
-# object kinds: (path, list wrapper, object name, ID field, GA/T 1400.1 type code)
+# object kinds: (path, list wrapper, object name, ID field, GA/T 1400.1 type code:
+# the sub-type of a semantic object, ID positions 42-43; 01 person, 02 motor
+# vehicle, 03 non-motor vehicle, 04 article, 05 scene, 06 face, 07 label, 99 other)
 PERSON = ("/VIID/Persons", "PersonListObject", "PersonObject", "PersonID", "01")
 MOTOR_VEHICLE = (
     "/VIID/MotorVehicles",
