@@ -185,10 +185,15 @@ def test_the_package_carries_the_model_and_runs_it_from_its_own_folder(
 
 
 def test_the_package_build_refuses_what_it_cannot_do(tmp_path: Path) -> None:
-    with pytest.raises(CommandError, match=r"no model at .*fetch-detector\.sh"):
-        build_reference_package(
-            tmp_path, "x", "--detector", "ssdlite", "--model", str(tmp_path / "none.onnx")
-        )
-    with pytest.raises(CommandError, match="artifact form only"):
-        build_reference_package(tmp_path, "y", "--detector", "ssdlite", form="image")
+    for form in ("artifact", "image"):
+        with pytest.raises(CommandError, match=r"no model at .*fetch-detector\.sh"):
+            build_reference_package(
+                tmp_path,
+                f"x-{form}",
+                "--detector",
+                "ssdlite",
+                "--model",
+                str(tmp_path / "none.onnx"),
+                form=form,
+            )
     assert not list(tmp_path.glob("*.tar.gz*"))

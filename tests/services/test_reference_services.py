@@ -7,6 +7,7 @@ container (docs/reference-algorithm.md)."""
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 import uuid
@@ -292,3 +293,52 @@ def test_image_package_runs_in_docker_analyses_and_is_restarted_after_a_kill(
 
     assert api.delete(f"/CAP/AlgoServices/{service_id}").status_code == 200
     assert not docker_cli("ps", "-aq", "--filter", f"name=^{replica.name}$").stdout.split()
+
+
+@pytest.mark.docker
+def test_the_image_form_runs_the_neural_detector_in_docker(engine_image, media):
+    """onnxruntime and the SSDLite model in the engine image (Debian's
+    Python 3.11 and numpy 1.24), analysing a clip in the container."""
+    from algorithms.management.commands.build_reference_package import build_image
+    from algorithms.reference.cache import default_model
+
+    ssdlite_model_path()
+    tag = f"facility-test/reference-engine:ssdlite-{engine_digest()[:12]}"
+    build_image(engine_image, tag, engine_digest(), default_model())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    name = f"reference-ssd-{RUN}"
+    docker_cli(
+        "run", "-d", "--name", name, "--network", "host",
+        "-e", f"ENGINE_PORT={port}", "-e", "ENGINE_HOST=127.0.0.1",
+        "-e", "ENGINE_DETECTOR=ssdlite", "-e", "ENGINE_FILE_SPEED=0",
+        "-v", f"{media}:/media:ro", tag,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                health = requests.get(f"{base}/Health", timeout=2).json()["Data"]
+                break
+            except requests.RequestException:
+                logs = docker_cli("logs", name, check=False)
+                assert time.monotonic() < deadline, logs.stdout + logs.stderr
+                time.sleep(0.3)
+        assert health["Detector"] == "ssdlite"
+        body = task_body("ssd-in-docker", "/media/vtest_8s.mp4")
+        assert requests.post(f"{base}/AlgoTasks", json=body, timeout=10).json()["Code"] == 0
+        deadline = time.monotonic() + 90
+        while True:
+            task = requests.get(f"{base}/AlgoTasks/ssd-in-docker", timeout=5).json()["Data"]
+            if task["Status"] == "FINISHED":
+                break
+            assert task["Status"] in ("PENDING", "RUNNING"), task
+            assert time.monotonic() < deadline, task
+            time.sleep(0.3)
+        assert task["Stats"]["FramesDecoded"] == 80
+        assert task["Stats"]["FramesAnalysed"] == 40
+        assert task["Stats"]["Events"] >= 1  # people found by the network
+    finally:
+        docker_cli("rm", "-f", name, check=False)

@@ -30,6 +30,7 @@ import io
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 from pathlib import Path
@@ -77,10 +78,14 @@ DECLARED_ENV: tuple[tuple[str, str], ...] = (
     ("ENGINE_MALLOC_TRIM_S", "30"),
 )
 
+# Debian bookworm's python3 (3.11) looks here for what its packages lack
+IMAGE_SITE = "/usr/local/lib/python3.11/dist-packages"
+IMAGE_PYTHON = (3, 11)
+
 DOCKERFILE = f"""\
 FROM {{base}}
 COPY engine {IMAGE_WORKDIR}/engine
-WORKDIR {IMAGE_WORKDIR}
+{{extra}}WORKDIR {IMAGE_WORKDIR}
 ENV PYTHONPATH={IMAGE_WORKDIR} PYTHONDONTWRITEBYTECODE=1
 LABEL facility.reference.version="{{version}}" facility.reference.digest="{{digest}}"
 CMD ["python3", "-m", "engine"]
@@ -221,8 +226,32 @@ def _docker(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str
     return run
 
 
-def build_image(base: str, tag: str, digest: str) -> None:
-    """docker build (legacy builder) of the engine image FROM `base`."""
+def onnxruntime_dir() -> Path:
+    """The onnxruntime package of this environment (requirements.txt), which
+    the image form copies next to Debian's Python: bookworm has no
+    onnxruntime package, and the wheel's build runs on Debian's numpy 1.24."""
+    import importlib.util
+
+    if sys.version_info[:2] != IMAGE_PYTHON:
+        raise CommandError(
+            _(
+                "--detector ssdlite --form image: this Python is %(this)s, the image's is "
+                "%(image)s; build with a CPython %(image)s environment"
+            )
+            % {
+                "this": ".".join(map(str, sys.version_info[:2])),
+                "image": ".".join(map(str, IMAGE_PYTHON)),
+            }
+        )
+    spec = importlib.util.find_spec("onnxruntime")
+    if spec is None or not spec.submodule_search_locations:
+        raise CommandError(_("--detector ssdlite: onnxruntime is not installed here"))
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def build_image(base: str, tag: str, digest: str, model: Path | None = None) -> None:
+    """docker build (legacy builder) of the engine image FROM `base`; with
+    `model`, the SSDLite network and onnxruntime go into it too."""
     if subprocess.run(["docker", "image", "inspect", base], capture_output=True).returncode:
         raise CommandError(
             _(
@@ -235,8 +264,22 @@ def build_image(base: str, tag: str, digest: str) -> None:
         shutil.copytree(
             ENGINE_DIR, Path(context) / "engine", ignore=shutil.ignore_patterns("__pycache__")
         )
+        extra = ""
+        if model is not None:
+            models = Path(context) / PACKAGED_MODELS
+            models.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(model, models / SSDLITE_MODEL)
+            licence = model.with_suffix(".LICENSE")
+            if licence.is_file():
+                shutil.copyfile(licence, models / licence.name)
+            shutil.copytree(
+                onnxruntime_dir(),
+                Path(context) / "onnxruntime",
+                ignore=shutil.ignore_patterns("__pycache__"),
+            )
+            extra = f"COPY onnxruntime {IMAGE_SITE}/onnxruntime\n"
         (Path(context) / "Dockerfile").write_text(
-            DOCKERFILE.format(base=base, version=ENGINE_VERSION, digest=digest)
+            DOCKERFILE.format(base=base, version=ENGINE_VERSION, digest=digest, extra=extra)
         )
         _docker("build", "--quiet", "--tag", tag, context)
 
@@ -289,8 +332,8 @@ class Command(TranslatedCommand):
             choices=sorted(DETECTOR_NAMES),
             default="hog",
             help=gettext_noop(
-                "the detector the package runs by default; ssdlite puts its model into "
-                "the package (artifact form only)"
+                "the detector the package runs by default; ssdlite puts its model (and, "
+                "in the image form, onnxruntime) into the package"
             ),
         )
         parser.add_argument(
@@ -325,13 +368,8 @@ class Command(TranslatedCommand):
         detector: str = options["detector"]
         model: Path | None = None
         if detector == "ssdlite":
-            if form != "artifact":
-                raise CommandError(
-                    _(
-                        "--detector ssdlite: artifact form only (the engine image has no "
-                        "onnxruntime)"
-                    )
-                )
+            if form == "image":
+                onnxruntime_dir()  # refused before anything is built
             model = Path(options["model"]) if options["model"] else default_model()
             if not model.is_file():
                 raise CommandError(
@@ -366,11 +404,12 @@ class Command(TranslatedCommand):
                     if licence.is_file():
                         _add_bytes(tar, f"{PACKAGED_MODELS}/{licence.name}", licence.read_bytes())
         else:
-            tag = options["tag"] or f"{IMAGE_REPO}:{ENGINE_VERSION}-{digest[:12]}"
+            flavour = "" if detector == "hog" else f"{detector}-"
+            tag = options["tag"] or f"{IMAGE_REPO}:{ENGINE_VERSION}-{flavour}{digest[:12]}"
             self.stderr.write(
                 _("building %(tag)s FROM %(base)s") % {"tag": tag, "base": options["base"]}
             )
-            build_image(options["base"], tag, digest)
+            build_image(options["base"], tag, digest, model)
             document = manifest(
                 form="image",
                 cmd="python3 -m engine",
@@ -378,6 +417,7 @@ class Command(TranslatedCommand):
                 images=max(0, options["images"]),
                 local_uri=IMAGE_FILE,
                 digest=digest,
+                detector=detector,
             )
             with tempfile.TemporaryDirectory(prefix="reference-save-", dir=out) as work:
                 saved = Path(work) / IMAGE_FILE
