@@ -9,7 +9,6 @@ CI=true: failed."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from ccp import jobs
 from ccp.backends import get_backend
 from ccp.backends.kubernetes import WORKLOAD_LABEL
 from ccp.models import Workload
+from tests.support.engines import analyse_to_the_end
 from tests.support.examples import example
 from tests.support.kube import Cluster, SimNode, free_port, running_cluster
 
@@ -375,16 +375,7 @@ def test_a_task_on_a_pod_analyses_video(api, k8s, reference_image, file_server):
 
     (Path(file_server.root) / "vtest_8s.mp4").symlink_to(media / "vtest_8s.mp4")
     task = task_body("on-pod", file_server.url("vtest_8s.mp4"))
-    created = requests.post(f"{engine}/AlgoTasks", json=task, timeout=10)
-    assert created.status_code == 200, created.text
-    deadline = time.monotonic() + 90
-    while True:
-        state = requests.get(f"{engine}/AlgoTasks/on-pod", timeout=5).json()["Data"]
-        if state["Status"] == "FINISHED":
-            break
-        assert state["Status"] in ("PENDING", "RUNNING"), state
-        assert time.monotonic() < deadline, state
-        time.sleep(0.5)
+    state = analyse_to_the_end(engine, "on-pod", task)
     assert state["Stats"]["FramesDecoded"] == 80  # 8 s at 10 fps
     assert state["Stats"]["FramesAnalysed"] == 40  # 5 fps
     assert state["Stats"]["Events"] >= 1

@@ -34,6 +34,7 @@ from tests.reference.conftest import (
     task_body,
 )
 from tests.support.docker import REPO, built_image, docker_cli, require_docker
+from tests.support.engines import analyse_to_the_end
 
 RUN = uuid.uuid4().hex[:8]
 
@@ -328,15 +329,7 @@ def test_the_image_form_runs_the_neural_detector_in_docker(engine_image, media):
                 time.sleep(0.3)
         assert health["Detector"] == "ssdlite"
         body = task_body("ssd-in-docker", "/media/vtest_8s.mp4")
-        assert requests.post(f"{base}/AlgoTasks", json=body, timeout=10).json()["Code"] == 0
-        deadline = time.monotonic() + 90
-        while True:
-            task = requests.get(f"{base}/AlgoTasks/ssd-in-docker", timeout=5).json()["Data"]
-            if task["Status"] == "FINISHED":
-                break
-            assert task["Status"] in ("PENDING", "RUNNING"), task
-            assert time.monotonic() < deadline, task
-            time.sleep(0.3)
+        task = analyse_to_the_end(base, "ssd-in-docker", body)
         assert task["Stats"]["FramesDecoded"] == 80
         assert task["Stats"]["FramesAnalysed"] == 40
         assert task["Stats"]["Events"] >= 1  # people found by the network

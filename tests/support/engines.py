@@ -4,9 +4,11 @@ this checkout) and helpers to drive services."""
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import requests
 import yaml
 
 import algorithms.reference.engine as reference_engine
@@ -114,3 +116,18 @@ def reference_package(env: dict[str, str], capacity: int) -> pkg.Built:
     for path in sorted(REFERENCE_DIR.glob("*.py")):
         files[f"engine/{path.name}"] = path.read_bytes()
     return pkg.tar_of(files, gz=True)
+
+
+def analyse_to_the_end(engine_url: str, task_id: str, body: Any, timeout: float = 90) -> Any:
+    """POST a task to a reference engine at `engine_url` and wait until it is
+    FINISHED (a file source read to its end); the task's detail."""
+    created = requests.post(f"{engine_url}/AlgoTasks", json=body, timeout=10)
+    assert created.status_code == 200 and created.json()["Code"] == 0, created.text
+    deadline = time.monotonic() + timeout
+    while True:
+        state = requests.get(f"{engine_url}/AlgoTasks/{task_id}", timeout=5).json()["Data"]
+        if state["Status"] == "FINISHED":
+            return state
+        assert state["Status"] in ("PENDING", "RUNNING"), state
+        assert time.monotonic() < deadline, state
+        time.sleep(0.3)
