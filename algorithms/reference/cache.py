@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-SSDLITE_MODEL = "ssdlite_pedestrian.onnx"
+from algorithms.reference.engine.detector import SSDLITE_MODEL
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -44,6 +44,7 @@ from django.utils.translation import gettext_noop
 import algorithms.reference
 from algorithms.reference.cache import SSDLITE_MODEL, default_model
 from algorithms.reference.engine import __version__ as ENGINE_VERSION
+from algorithms.reference.engine.detector import MODELS_DIR
 from facility.commands import TranslatedCommand
 
 REFERENCE_DIR = Path(algorithms.reference.__file__).resolve().parent
@@ -112,7 +113,7 @@ def engine_digest() -> str:
 
 # The neural detector's model (scripts/fetch-detector.sh puts it there) and
 # where the engine looks for it inside the package (engine/detector.py).
-PACKAGED_MODELS = "engine/models"
+PACKAGED_MODELS = f"engine/{MODELS_DIR.name}"
 DETECTOR_NAMES = {"hog": "OpenCV HOG", "ssdlite": "SSDLite-MobileNetV2 (onnxruntime)"}
 # 1080p25 streams analysed at 5 fps per core (bench/results/bench_streams.md)
 STREAMS_PER_CORE = {"hog": 1, "ssdlite": 4}
